@@ -1,0 +1,46 @@
+# The README's two commands: `make run` and `make test`. Both need nothing but Python 3.11+:
+# they build .venv, and the code provisions an embedded PostgreSQL and a local Kafka-protocol
+# broker unless DATABASE_URL / KAFKA_BOOTSTRAP_SERVERS (TEST_* for the tests) point elsewhere.
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+
+.PHONY: run test lint typecheck pytest bench-api bench-relay bench-sse install clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	rm -f $(VENV)/.installed-*
+	touch $@
+
+install: $(STAMP)
+
+run: $(STAMP)
+	GENESIS_DEV=1 $(BIN)/genesis dev
+
+test: lint typecheck pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+pytest: $(STAMP)
+	$(BIN)/pytest --cov --cov-report=term $(PYTEST_ARGS)
+
+bench-api: $(STAMP)
+	$(BIN)/python -m tests.benchmarks.bench_api
+
+bench-relay: $(STAMP)
+	$(BIN)/python -m tests.benchmarks.bench_relay
+
+bench-sse: $(STAMP)
+	$(BIN)/python -m tests.benchmarks.bench_sse
+
+clean:
+	rm -rf $(VENV) .dev .mypy_cache .ruff_cache .pytest_cache .coverage

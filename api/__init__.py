@@ -1,0 +1,1 @@
+"""The Genesis HTTP API (aiohttp): commands in, sessions and events out."""

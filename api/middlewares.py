@@ -1,0 +1,83 @@
+"""Request ids, authentication and the one place errors become JSON bodies."""
+
+from __future__ import annotations
+
+import logging
+import re
+import uuid
+
+import asyncpg
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+from api import state
+from genesis import errors
+from genesis.logs import bind
+
+log = logging.getLogger("genesis.api")
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+# aiohttp's own refusals (no route, wrong method, body too large) in the service's error shape.
+_HTTP_CODES = {
+    404: "NOT_FOUND",
+    405: "METHOD_NOT_ALLOWED",
+    413: "PAYLOAD_TOO_LARGE",
+    415: "UNSUPPORTED_MEDIA_TYPE",
+}
+
+
+def error_response(status: int, error_code: str, message: str, **fields: object) -> web.Response:
+    response = web.json_response({"error_code": error_code, "message": message, **fields}, status=status)
+    if status == 401:
+        response.headers["WWW-Authenticate"] = 'Bearer realm="genesis"'
+    return response
+
+
+@web.middleware
+async def request_id_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    given = request.headers.get("X-Request-ID", "")
+    request_id = given if _REQUEST_ID.match(given) else str(uuid.uuid4())
+    request[state.REQUEST_ID] = request_id
+    bind(request_id=request_id)
+    try:
+        response = await handler(request)
+    except web.HTTPException as exc:
+        exc.headers["X-Request-ID"] = request_id
+        raise
+    response.headers["X-Request-ID"] = request_id
+    return response
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except errors.DomainError as exc:
+        if exc.status >= 500:
+            log.warning("request refused: %s", exc.message)
+        return error_response(exc.status, exc.error_code, exc.message, **exc.fields)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        code = _HTTP_CODES.get(exc.status, "HTTP_ERROR")
+        response = error_response(exc.status, code, exc.reason)
+        for name in ("Allow",):
+            if name in exc.headers:
+                response.headers[name] = exc.headers[name]
+        return response
+    except (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError):
+        log.exception("database unavailable")
+        return error_response(503, "SERVICE_UNAVAILABLE", "The database is unavailable; try again")
+    except Exception:
+        log.exception("unhandled error")
+        return error_response(500, "INTERNAL_ERROR", "Internal error")
+
+
+@web.middleware
+async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    route = request.match_info.route
+    if route.resource is not None and route.name not in state.PUBLIC_ROUTES and request.method != "OPTIONS":
+        user_id = request.app[state.VERIFIER].user_id(request.headers.get("Authorization"))
+        request[state.USER_ID] = user_id
+        bind(user_id=user_id)
+    return await handler(request)

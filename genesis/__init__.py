@@ -1,0 +1,1 @@
+"""Genesis command service: shared core (settings, database, migrations, CLI)."""

@@ -1,0 +1,165 @@
+"""`genesis`: the service's one command (migrate, api, relay, dev, token, outbox)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import re
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+from genesis import db, logs
+from genesis.errors import DomainError
+from genesis.migrate import MigrationError, migrate
+from genesis.settings import Settings, SettingsError
+
+log = logging.getLogger("genesis")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings = Settings.from_env()
+        logs.configure(settings.log_level)
+        command: Callable[[argparse.Namespace, Settings], int] = args.func
+        return command(args, settings)
+    except (SettingsError, MigrationError, DomainError) as exc:
+        print(f"genesis: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="genesis", description="Genesis command service")
+    parser.set_defaults(func=_by_service_type)
+    sub = parser.add_subparsers(title="commands", metavar="COMMAND")
+    sub.add_parser("migrate", help="apply migrations and (re)install the SQL functions").set_defaults(func=_migrate)
+    sub.add_parser("api", help="serve the HTTP API on API_HOST:API_PORT").set_defaults(func=_api)
+    sub.add_parser("relay", help="run one message relay replica").set_defaults(func=_relay)
+    sub.add_parser("dev", help="local PostgreSQL and broker, migrate, API and relay").set_defaults(func=_dev)
+    token = sub.add_parser("token", help="print a development JWT signed with JWT_SECRET")
+    token.add_argument("--user", required=True)
+    token.add_argument("--ttl", type=int, default=3600, help="seconds (default 3600)")
+    token.set_defaults(func=_token)
+
+    outbox = sub.add_parser("outbox", help="operate the event outbox").add_subparsers(
+        title="outbox commands", metavar="ACTION", required=True
+    )
+    outbox.add_parser("stats", help="backlog, blocked, failed, oldest pending age").set_defaults(func=_outbox_stats)
+    requeue = outbox.add_parser("requeue", help="FAILED rows back to PENDING")
+    which = requeue.add_mutually_exclusive_group(required=True)
+    which.add_argument("--id", type=int)
+    which.add_argument("--all-failed", action="store_true")
+    requeue.set_defaults(func=_outbox_requeue)
+    discard = outbox.add_parser("discard", help="give up on one row, with a reason")
+    discard.add_argument("--id", type=int, required=True)
+    discard.add_argument("--reason", required=True)
+    discard.set_defaults(func=_outbox_discard)
+    prune = outbox.add_parser("prune", help="delete SENT rows older than DURATION (e.g. 7d, 12h, 30m)")
+    prune.add_argument("--older-than", type=parse_duration, required=True, metavar="DURATION")
+    prune.set_defaults(func=_outbox_prune)
+    return parser
+
+
+def parse_duration(text: str) -> float:
+    """'90', '90s', '30m', '12h', '7d' → seconds."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*", text)
+    if not match:
+        raise argparse.ArgumentTypeError(f"invalid duration {text!r}; use e.g. 45s, 30m, 12h, 7d")
+    return float(match[1]) * {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}[match[2]]
+
+
+def _by_service_type(args: argparse.Namespace, settings: Settings) -> int:
+    service = os.environ.get("SERVICE_TYPE", "")
+    if service == "api":
+        return _api(args, settings)
+    if service == "message-relay":
+        return _relay(args, settings)
+    raise SettingsError(f"SERVICE_TYPE must be 'api' or 'message-relay' (got {service!r}); or name a command")
+
+
+def _migrate(args: argparse.Namespace, settings: Settings) -> int:
+    settings.require("database_url")
+    asyncio.run(migrate(settings.database_url, kafka_topic=settings.kafka_topic))
+    return 0
+
+
+def _api(args: argparse.Namespace, settings: Settings) -> int:
+    settings.require("database_url")
+    from genesis.runner import run_services, serve_api
+
+    return run_services([lambda stop: serve_api(settings, stop)])
+
+
+def _relay(args: argparse.Namespace, settings: Settings) -> int:
+    settings.require("database_url", "kafka_bootstrap_servers")
+    from genesis.runner import run_services, serve_relay
+
+    return run_services([lambda stop: serve_relay(settings, stop)])
+
+
+def _dev(args: argparse.Namespace, settings: Settings) -> int:
+    from genesis.devmode import run_dev
+
+    return run_dev(settings)
+
+
+def _token(args: argparse.Namespace, settings: Settings) -> int:
+    from genesis.tokens import issue_token
+
+    if args.ttl < 1:
+        raise SettingsError("--ttl must be a positive number of seconds")
+    print(issue_token(settings, args.user, args.ttl))
+    return 0
+
+
+def _outbox(settings: Settings, work: Callable[[Any], Awaitable[Any]]) -> Any:
+    settings.require("database_url")
+
+    async def run() -> Any:
+        conn = await db.connect(settings.database_url, application_name="genesis-cli")
+        try:
+            with db.refusals():
+                return await work(conn)
+        finally:
+            await conn.close()
+
+    return asyncio.run(run())
+
+
+def _outbox_stats(args: argparse.Namespace, settings: Settings) -> int:
+    row = _outbox(settings, lambda conn: conn.fetchrow("SELECT * FROM outbox_stats()"))
+    print(json.dumps(dict(row), indent=2))
+    return 0
+
+
+def _outbox_requeue(args: argparse.Namespace, settings: Settings) -> int:
+    count = _outbox(settings, lambda conn: conn.fetchval("SELECT requeue_outbox($1)", args.id))
+    print(f"requeued {count} row(s)")
+    return 0
+
+
+def _outbox_discard(args: argparse.Namespace, settings: Settings) -> int:
+    _outbox(settings, lambda conn: conn.fetchval("SELECT discard_outbox($1, $2)", args.id, args.reason))
+    print(f"discarded row {args.id}")
+    return 0
+
+
+def _outbox_prune(args: argparse.Namespace, settings: Settings) -> int:
+    async def prune(conn: Any) -> int:
+        total = 0
+        while True:
+            count: int = await conn.fetchval("SELECT prune_outbox(make_interval(secs => $1))", args.older_than)
+            total += count
+            print(f"pruned {total} row(s)…", file=sys.stderr, flush=True)
+            if count < 10_000:
+                return total
+
+    total = _outbox(settings, prune)
+    print(f"pruned {total} SENT row(s) older than {args.older_than:g}s")
+    return 0

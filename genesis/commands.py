@@ -1,0 +1,71 @@
+"""The command catalogue, Python side: the payload shape of each command type.
+
+Adding a command type is one model in `PAYLOADS` here plus one row in
+sql/functions/genesis_command_catalogue.sql (its mode, event and stage rule).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import pydantic
+
+from genesis import errors
+
+Stage = Literal["CONCEPT_SELECTION", "STORY_CONCEPTION", "WORLDVIEW", "CHARACTERS", "PLOT_OUTLINE", "FINISHED"]
+
+
+class _Payload(pydantic.BaseModel):
+    model_config = pydantic.ConfigDict(extra="forbid", strict=True)
+
+
+class RequestConceptGeneration(_Payload):
+    """Ask the concept agent for story concepts to choose from."""
+
+    count: int = pydantic.Field(default=3, ge=1, le=10)
+    preferences: dict[str, Any] = pydantic.Field(default_factory=dict)
+
+
+class SubmitFeedback(_Payload):
+    """Feedback on what the agents proposed for the current stage."""
+
+    feedback: str = pydantic.Field(min_length=1, max_length=10_000, pattern=r"\S")
+    target: str | None = pydantic.Field(default=None, max_length=200)
+
+
+class ConfirmStage(_Payload):
+    """Confirm the current stage (optionally with its final data) and move to the next."""
+
+    stage: Stage
+    data: dict[str, Any] = pydantic.Field(default_factory=dict)
+
+
+PAYLOADS: dict[str, type[_Payload]] = {
+    "RequestConceptGeneration": RequestConceptGeneration,
+    "SubmitFeedback": SubmitFeedback,
+    "ConfirmStage": ConfirmStage,
+}
+
+EXAMPLES: dict[str, dict[str, Any]] = {
+    "RequestConceptGeneration": {"count": 3, "preferences": {"genre": "fantasy"}},
+    "SubmitFeedback": {"feedback": "Darker, please, and fewer dragons."},
+    "ConfirmStage": {"stage": "CONCEPT_SELECTION", "data": {"concept": "A lighthouse keeper's last summer"}},
+}
+
+
+def validate(command_type: object, payload: object) -> tuple[str, dict[str, Any]]:
+    """Checks a command's shape; returns it as it will be stored (only the fields sent)."""
+    if not isinstance(command_type, str) or command_type not in PAYLOADS:
+        if not isinstance(command_type, str) or not command_type:
+            raise errors.ValidationFailed(
+                "command_type must be a non-empty string", fields={"command_type": "required string"}
+            )
+        raise errors.UnknownCommand(f"Unknown command type {command_type!r}", supported_command_types=sorted(PAYLOADS))
+    if not isinstance(payload, dict):
+        raise errors.ValidationFailed("payload must be a JSON object", fields={"payload": "must be an object"})
+    try:
+        PAYLOADS[command_type].model_validate(payload)
+    except pydantic.ValidationError as exc:
+        fields = {".".join(str(p) for p in ("payload", *e["loc"])): e["msg"] for e in exc.errors()}
+        raise errors.ValidationFailed(f"Invalid payload for {command_type}", fields=fields) from None
+    return command_type, payload

@@ -1,0 +1,86 @@
+"""Database access: pools with JSON codecs, and transactions that retry serialization failures."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import random
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any, Literal, TypeAlias, TypeVar
+
+import asyncpg
+
+from genesis import errors
+
+T = TypeVar("T")
+Isolation = Literal["read_committed", "repeatable_read", "serializable"]
+# What a pool hands out; the SQL calls take either it or a plain connection.
+Conn: TypeAlias = "asyncpg.Connection[Any] | asyncpg.pool.PoolConnectionProxy[Any]"
+
+# A conflict between two commands of one session is resolved by running the loser again;
+# with the session row locked first, one more round is almost always enough.
+SERIALIZATION_RETRIES = 8
+
+
+async def _init_connection(conn: asyncpg.Connection[Any]) -> None:
+    for pg_type in ("json", "jsonb"):
+        await conn.set_type_codec(pg_type, encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+
+
+async def create_pool(
+    dsn: str, *, application_name: str, kafka_topic: str, min_size: int = 1, max_size: int = 20
+) -> asyncpg.Pool[Any]:
+    """A pool whose sessions name themselves (event metadata `source_service`) and their topic."""
+    return await asyncpg.create_pool(
+        dsn,
+        min_size=min_size,
+        max_size=max_size,
+        init=_init_connection,
+        server_settings={"application_name": application_name, "genesis.kafka_topic": kafka_topic},
+    )
+
+
+async def connect(dsn: str, *, application_name: str) -> asyncpg.Connection[Any]:
+    conn: asyncpg.Connection[Any] = await asyncpg.connect(dsn, server_settings={"application_name": application_name})
+    await _init_connection(conn)
+    return conn
+
+
+async def transact(
+    pool: asyncpg.Pool[Any],
+    work: Callable[[Conn], Awaitable[T]],
+    *,
+    isolation: Isolation = "repeatable_read",
+) -> T:
+    """Runs `work` in one transaction; serialization failures and deadlocks run it again.
+
+    Refusals raised by the SQL functions come out as `errors.DomainError`.
+    """
+    for attempt in range(SERIALIZATION_RETRIES):
+        try:
+            with refusals():
+                async with pool.acquire() as conn, conn.transaction(isolation=isolation):
+                    return await work(conn)
+        except (asyncpg.SerializationError, asyncpg.DeadlockDetectedError):
+            # Full jitter keeps colliding retries apart.
+            await asyncio.sleep(random.uniform(0, 0.005 * 2**attempt))
+    raise errors.Busy("The session is busy; try again", retry_after=1)
+
+
+async def fetchval(pool: asyncpg.Pool[Any], query: str, *args: object) -> Any:
+    """One read-only call of a SQL function, its refusals as domain errors."""
+    with refusals():
+        return await pool.fetchval(query, *args)
+
+
+@contextlib.contextmanager
+def refusals() -> Iterator[None]:
+    """Turns the SQL functions' refusals (GSxxx SQLSTATEs) into `errors.DomainError`."""
+    try:
+        yield
+    except asyncpg.PostgresError as exc:
+        domain = errors.from_postgres(exc)
+        if domain is None:
+            raise
+        raise domain from None

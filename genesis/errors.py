@@ -1,0 +1,79 @@
+"""Domain errors, and the one place that turns the SQL functions' SQLSTATEs into them."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import asyncpg
+
+
+class DomainError(Exception):
+    """A refusal the client can act on. `fields` are copied into the error body."""
+
+    status = 400
+    error_code = "BAD_REQUEST"
+
+    def __init__(self, message: str, **fields: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.fields = fields
+
+    def body(self) -> dict[str, Any]:
+        return {"error_code": self.error_code, "message": self.message, **self.fields}
+
+
+def _error(name: str, status: int, code: str) -> type[DomainError]:
+    return type(name, (DomainError,), {"status": status, "error_code": code})
+
+
+SessionNotFound = _error("SessionNotFound", 404, "SESSION_NOT_FOUND")
+CommandNotFound = _error("CommandNotFound", 404, "COMMAND_NOT_FOUND")
+OutboxRowNotFound = _error("OutboxRowNotFound", 404, "OUTBOX_ROW_NOT_FOUND")
+DuplicateCommand = _error("DuplicateCommand", 409, "DUPLICATE_COMMAND")
+StageConflict = _error("StageConflict", 409, "STAGE_CONFLICT")
+SessionClosed = _error("SessionClosed", 409, "SESSION_CLOSED")
+CommandNotPending = _error("CommandNotPending", 409, "COMMAND_NOT_PENDING")
+UnknownCommand = _error("UnknownCommand", 422, "UNKNOWN_COMMAND")
+ValidationFailed = _error("ValidationFailed", 422, "VALIDATION_ERROR")
+IdempotencyKeyReused = _error("IdempotencyKeyReused", 422, "IDEMPOTENCY_KEY_REUSED")
+Unauthorized = _error("Unauthorized", 401, "UNAUTHORIZED")
+InvalidJson = _error("InvalidJson", 400, "INVALID_JSON")
+PayloadTooLarge = _error("PayloadTooLarge", 413, "PAYLOAD_TOO_LARGE")
+UnsupportedMediaType = _error("UnsupportedMediaType", 415, "UNSUPPORTED_MEDIA_TYPE")
+Busy = _error("Busy", 503, "SERVICE_BUSY")
+
+# SQLSTATEs raised by sql/functions (genesis_refuse) and the triggers of sql/migrations.
+SQLSTATES: dict[str, type[DomainError]] = {
+    "GS404": SessionNotFound,
+    "GS405": CommandNotFound,
+    "GS406": OutboxRowNotFound,
+    "GS409": DuplicateCommand,
+    "GS410": StageConflict,
+    "GS411": SessionClosed,
+    "GS412": CommandNotPending,
+    "GS422": UnknownCommand,
+    "GS423": ValidationFailed,
+    "GS424": IdempotencyKeyReused,
+}
+
+# The contract fixes the 409 body word for word.
+DUPLICATE_MESSAGE = "Command already processing"
+
+
+def from_postgres(exc: asyncpg.PostgresError) -> DomainError | None:
+    """The domain error a refusal from SQL stands for, or None for anything else."""
+    kind = SQLSTATES.get(exc.sqlstate or "")
+    if kind is None:
+        return None
+    detail: dict[str, Any] = {}
+    raw = getattr(exc, "detail", None)
+    if raw:
+        try:
+            parsed = json.loads(raw)
+        except ValueError:
+            parsed = None
+        if isinstance(parsed, dict):
+            detail = parsed
+    message = DUPLICATE_MESSAGE if kind is DuplicateCommand else str(getattr(exc, "message", exc))
+    return kind(message, **detail)

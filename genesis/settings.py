@@ -1,0 +1,161 @@
+"""Settings: read from the environment once at start-up, validated, frozen."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Callable, Mapping
+from typing import TypeVar
+
+T = TypeVar("T")
+
+
+class SettingsError(Exception):
+    """A missing or malformed setting; the message is one line naming it."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    database_url: str = ""
+    listen_database_url: str = ""  # a direct connection for LISTEN (pgbouncer cannot carry it)
+    kafka_bootstrap_servers: str = ""
+    kafka_topic: str = "domain-events"
+    kafka_enable_idempotence: bool = False
+    jwt_secret: str = ""
+    jwt_public_key: str = ""
+    jwt_algorithms: tuple[str, ...] = ("HS256",)
+    jwt_audience: str = ""
+    jwt_issuer: str = ""
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+    db_pool_max: int = 20
+    relay_poll_interval: float = 5.0
+    relay_batch_size: int = 100
+    relay_max_retries: int = 3
+    relay_retry_base_delay: float = 1.0
+    relay_lease: float = 30.0
+    relay_metrics_port: int = 9100
+    relay_retention: float = 7 * 86400.0
+    relay_sweep_interval: float = 60.0
+    command_timeout: float = 900.0
+    log_level: str = "INFO"
+    cors_origins: tuple[str, ...] = ()
+    dev: bool = False
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        e = os.environ if env is None else env
+        d = cls()
+        database_url = _get(e, "DATABASE_URL", str, d.database_url)
+        algorithms = _get(e, "JWT_ALGORITHMS", _csv, d.jwt_algorithms)
+        bad = [a for a in algorithms if a not in _ALGORITHMS]
+        if bad or not algorithms:
+            raise SettingsError(f"JWT_ALGORITHMS: unsupported {bad or 'empty'}; use {sorted(_ALGORITHMS)}")
+        log_level = _get(e, "LOG_LEVEL", str, d.log_level).upper()
+        if log_level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+            raise SettingsError(f"LOG_LEVEL: expected DEBUG, INFO, WARNING or ERROR, got {log_level!r}")
+        return cls(
+            database_url=database_url,
+            listen_database_url=_get(e, "LISTEN_DATABASE_URL", str, database_url),
+            kafka_bootstrap_servers=_get(e, "KAFKA_BOOTSTRAP_SERVERS", str, d.kafka_bootstrap_servers),
+            kafka_topic=_get(e, "KAFKA_TOPIC", _nonempty, d.kafka_topic),
+            kafka_enable_idempotence=_get(e, "KAFKA_ENABLE_IDEMPOTENCE", _bool, d.kafka_enable_idempotence),
+            jwt_secret=_get(e, "JWT_SECRET", str, d.jwt_secret),
+            jwt_public_key=_get(e, "JWT_PUBLIC_KEY", str, d.jwt_public_key),
+            jwt_algorithms=algorithms,
+            jwt_audience=_get(e, "JWT_AUDIENCE", str, d.jwt_audience),
+            jwt_issuer=_get(e, "JWT_ISSUER", str, d.jwt_issuer),
+            api_host=_get(e, "API_HOST", _nonempty, d.api_host),
+            api_port=_get(e, "API_PORT", _port, d.api_port),
+            db_pool_max=_get(e, "DB_POOL_MAX", _positive_int, d.db_pool_max),
+            relay_poll_interval=_get(e, "RELAY_POLL_INTERVAL", _positive_float, d.relay_poll_interval),
+            relay_batch_size=_get(e, "RELAY_BATCH_SIZE", _positive_int, d.relay_batch_size),
+            relay_max_retries=_get(e, "RELAY_MAX_RETRIES", _natural_int, d.relay_max_retries),
+            relay_retry_base_delay=_get(e, "RELAY_RETRY_BASE_DELAY", _positive_float, d.relay_retry_base_delay),
+            relay_lease=_get(e, "RELAY_LEASE", _positive_float, d.relay_lease),
+            relay_metrics_port=_get(e, "RELAY_METRICS_PORT", _port, d.relay_metrics_port),
+            relay_retention=_get(e, "RELAY_RETENTION", _positive_float, d.relay_retention),
+            relay_sweep_interval=_get(e, "RELAY_SWEEP_INTERVAL", _positive_float, d.relay_sweep_interval),
+            command_timeout=_get(e, "COMMAND_TIMEOUT", _positive_float, d.command_timeout),
+            log_level=log_level,
+            cors_origins=_get(e, "CORS_ORIGINS", _csv, d.cors_origins),
+            dev=_get(e, "GENESIS_DEV", _bool, d.dev),
+        )
+
+    def require(self, *names: str) -> None:
+        """Stops start-up when a setting a command needs is empty."""
+        for name in names:
+            if not getattr(self, name):
+                raise SettingsError(f"{name.upper()} is required but not set")
+
+    def require_jwt_key(self) -> None:
+        if not self.jwt_secret and not self.jwt_public_key:
+            raise SettingsError("JWT_SECRET (or JWT_PUBLIC_KEY) is required but not set")
+
+
+_ALGORITHMS = {"HS256", "HS384", "HS512", "RS256", "RS384", "RS512", "ES256", "ES384", "ES512"}
+
+
+def _get(env: Mapping[str, str], name: str, parse: Callable[[str], T], default: T) -> T:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        return parse(raw.strip())
+    except ValueError as exc:
+        raise SettingsError(f"{name}: {exc} (got {raw!r})") from None
+
+
+def _nonempty(raw: str) -> str:
+    return raw
+
+
+def _bool(raw: str) -> bool:
+    value = raw.lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ValueError("expected true or false")
+
+
+def _positive_int(raw: str) -> int:
+    value = _int(raw)
+    if value < 1:
+        raise ValueError("expected a positive integer")
+    return value
+
+
+def _natural_int(raw: str) -> int:
+    value = _int(raw)
+    if value < 0:
+        raise ValueError("expected zero or a positive integer")
+    return value
+
+
+def _int(raw: str) -> int:
+    try:
+        return int(raw)
+    except ValueError:
+        raise ValueError("expected an integer") from None
+
+
+def _port(raw: str) -> int:
+    value = _int(raw)
+    if not 0 <= value <= 65535:
+        raise ValueError("expected a port number 0-65535")
+    return value
+
+
+def _positive_float(raw: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError("expected a number of seconds") from None
+    if not value > 0:
+        raise ValueError("expected a positive number of seconds")
+    return value
+
+
+def _csv(raw: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in raw.split(",") if part.strip())

@@ -1,0 +1,1 @@
+"""The message relay: publishes the event outbox to Kafka."""

@@ -1,0 +1,190 @@
+"""The relay loop: wait for a NOTIFY, the poll interval or stop; then drain the outbox with SKIP LOCKED.
+
+One batch is in flight at a time. A batch's failed rows are retried after base, 2×base, 4×base
+seconds, then FAILED; while the broker does not answer, nothing more is claimed (circuit breaker).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from typing import Any
+
+import asyncpg
+
+from relay import metrics
+from relay.publisher import OutboxRow, Publisher, headers_from_json
+
+log = logging.getLogger("genesis.relay")
+
+CLAIM = """
+    SELECT id, topic, key, payload::text AS value, headers::text AS headers, claim_token
+      FROM claim_outbox($1, make_interval(secs => $2))
+"""
+
+
+class RelayWorker:
+    def __init__(
+        self,
+        pool: asyncpg.Pool[Any],
+        publisher: Publisher,
+        *,
+        batch_size: int,
+        poll_interval: float,
+        max_retries: int,
+        retry_base_delay: float,
+        lease: float,
+    ) -> None:
+        self._pool = pool
+        self._publisher = publisher
+        self._batch_size = batch_size
+        self._poll_interval = poll_interval
+        self._max_retries = max_retries
+        self._retry_base_delay = retry_base_delay
+        self._lease = lease
+        self.wake = asyncio.Event()
+        self.broker_up = True
+
+    async def run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            if not self.broker_up:
+                await self._wait_for_broker(stop)
+                continue
+            self.wake.clear()
+            await self.drain(stop)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self._poll_interval):
+                    await _first(self.wake, stop)
+
+    async def drain(self, stop: asyncio.Event) -> int:
+        """Publishes batches until a claim comes back empty; returns how many rows were sent."""
+        sent = 0
+        while not stop.is_set() and self.broker_up:
+            rows, token = await self._claim()
+            if not rows:
+                break
+            sent += await self._publish_batch(rows, token, stop)
+        return sent
+
+    async def _claim(self) -> tuple[list[OutboxRow], uuid.UUID | None]:
+        records = await self._pool.fetch(CLAIM, self._batch_size, self._lease)
+        rows = [
+            OutboxRow(r["id"], r["topic"], r["key"], r["value"].encode(), headers_from_json(r["headers"]))
+            for r in records
+        ]
+        return rows, (records[0]["claim_token"] if records else None)
+
+    async def _publish_batch(self, rows: list[OutboxRow], token: uuid.UUID | None, stop: asyncio.Event) -> int:
+        started = time.perf_counter()
+        outcome = await self._publisher.publish(rows)
+        metrics.PUBLISH_SECONDS.observe(time.perf_counter() - started)
+        sent, failed, held = _split(rows, outcome)
+        total = await self._settle_sent(token, sent)
+        if not failed:
+            return total
+        # Rows behind a failed row of their session wait for it: released untouched.
+        await self._pool.fetchval("SELECT release_outbox($1, $2)", token, [r.id for r in held])
+        return total + await self._retry(failed, token, stop)
+
+    async def _retry(self, failed: dict[int, tuple[OutboxRow, BaseException]], token: Any, stop: asyncio.Event) -> int:
+        total = 0
+        for attempt in range(1, self._max_retries + 1):
+            error = _describe(next(iter(failed.values()))[1])
+            await self._pool.fetchval(
+                "SELECT record_outbox_attempt($1, $2, $3, make_interval(secs => $4))",
+                token, list(failed), error, self._lease + self._retry_base_delay * 2**attempt,
+            )  # fmt: skip
+            delay = self._retry_base_delay * 2 ** (attempt - 1)
+            metrics.RETRIED.inc(len(failed))
+            log.warning(
+                "publish failed; retry %d/%d in %.1fs", attempt, self._max_retries, delay,
+                extra={"fields": {"rows": len(failed), "error": error, "attempt": attempt + 1}},
+            )  # fmt: skip
+            if await _stopped_within(stop, delay):
+                # Shutting down: hand the rows back for another replica rather than hold them.
+                await self._pool.fetchval("SELECT release_outbox($1, $2)", token, list(failed))
+                return total
+            rows = [row for row, _ in failed.values()]
+            outcome = await self._publisher.publish(rows)
+            sent, still_failed, held = _split(rows, outcome)
+            total += await self._settle_sent(token, sent)
+            if held:
+                await self._pool.fetchval("SELECT release_outbox($1, $2)", token, [r.id for r in held])
+            failed = still_failed
+            if not failed:
+                return total
+        error = _describe(next(iter(failed.values()))[1])
+        count = await self._pool.fetchval("SELECT mark_outbox_failed($1, $2, $3)", token, list(failed), error)
+        metrics.FAILED.inc(count)
+        log.error(
+            "outbox rows FAILED after %d retries", self._max_retries, extra={"fields": {"rows": count, "error": error}}
+        )
+        # Circuit breaker: claim nothing more until the broker answers again.
+        self.broker_up = await self._publisher.probe()
+        metrics.BROKER_UP.set(1 if self.broker_up else 0)
+        return total
+
+    async def _settle_sent(self, token: Any, rows: list[OutboxRow]) -> int:
+        if not rows:
+            return 0
+        count: int = await self._pool.fetchval("SELECT mark_outbox_sent($1, $2)", token, [r.id for r in rows])
+        metrics.PUBLISHED.inc(count)
+        if count < len(rows):
+            # Another relay took these over after our lease ran out; it settles them, we do not.
+            metrics.FENCED.inc(len(rows) - count)
+            log.warning("claim lost on %d published row(s); left to their new holder", len(rows) - count)
+        return count
+
+    async def _wait_for_broker(self, stop: asyncio.Event) -> None:
+        delay = min(1.0, self._retry_base_delay)
+        while not stop.is_set():
+            if await self._publisher.probe():
+                log.info("broker answers again; draining the backlog")
+                self.broker_up = True
+                metrics.BROKER_UP.set(1)
+                return
+            if await _stopped_within(stop, delay):
+                return
+            delay = min(delay * 2, 5.0)
+
+
+def _split(
+    rows: list[OutboxRow], outcome: list[BaseException | None]
+) -> tuple[list[OutboxRow], dict[int, tuple[OutboxRow, BaseException]], list[OutboxRow]]:
+    """Sent rows; failed rows (the first failure of each key); rows held behind a failure of their key."""
+    sent: list[OutboxRow] = []
+    failed: dict[int, tuple[OutboxRow, BaseException]] = {}
+    held: list[OutboxRow] = []
+    blocked_keys: set[str] = set()
+    for row, error in zip(rows, outcome, strict=True):
+        if row.key in blocked_keys:
+            held.append(row)
+        elif error is not None:
+            failed[row.id] = (row, error)
+            blocked_keys.add(row.key)
+        else:
+            sent.append(row)
+    return sent, failed, held
+
+
+def _describe(error: BaseException) -> str:
+    return f"{type(error).__name__}: {error}"[:2000]
+
+
+async def _stopped_within(stop: asyncio.Event, seconds: float) -> bool:
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(seconds):
+            await stop.wait()
+    return stop.is_set()
+
+
+async def _first(*events: asyncio.Event) -> None:
+    waits = [asyncio.ensure_future(e.wait()) for e in events]
+    try:
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for w in waits:
+            w.cancel()

@@ -1,0 +1,20 @@
+-- Operators: FAILED rows back to PENDING with a fresh retry budget; one (`_id`) or all (NULL).
+CREATE OR REPLACE FUNCTION requeue_outbox(_id bigint DEFAULT NULL)
+RETURNS integer
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    _count integer;
+BEGIN
+    UPDATE event_outbox o
+       SET status = 'PENDING', attempts = 0, failed_at = NULL, claim_token = NULL, claimed_until = NULL
+     WHERE o.status = 'FAILED' AND (_id IS NULL OR o.id = _id);
+    GET DIAGNOSTICS _count = ROW_COUNT;
+    IF _id IS NOT NULL AND _count = 0 THEN
+        PERFORM genesis_refuse('GS406', format('Outbox row %s is not FAILED', _id), jsonb_build_object('id', _id));
+    END IF;
+    IF _count > 0 THEN
+        PERFORM pg_notify('genesis_outbox_v1', '');
+    END IF;
+    RETURN _count;
+END;
+$$;

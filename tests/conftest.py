@@ -1,0 +1,170 @@
+"""Real services for the tests.
+
+PostgreSQL: TEST_DATABASE_URL when set, else testcontainers' PostgreSQL when a Docker engine answers,
+else the embedded server. Kafka: TEST_KAFKA_BOOTSTRAP_SERVERS, else testcontainers' Kafka, else the
+local Tansu broker. A template database is migrated once per run; each test gets a fresh copy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient
+
+from genesis import db
+from genesis.localservices import LocalBroker, LocalPostgres
+from genesis.migrate import migrate
+from genesis.settings import Settings
+from genesis.tokens import issue_token
+
+JWT_SECRET = "test-secret-" + "x" * 32
+
+
+def with_database(dsn: str, name: str) -> str:
+    """The same server, another database."""
+    parts = urlsplit(dsn)
+    return urlunsplit(parts._replace(path="/" + name))
+
+
+def _docker_answers() -> bool:
+    try:
+        import docker  # type: ignore[import-untyped]
+
+        docker.from_env(timeout=2).ping()
+    except Exception:
+        return False
+    return True
+
+
+@pytest.fixture(scope="session")
+def pg_admin_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    given = os.environ.get("TEST_DATABASE_URL")
+    if given:
+        yield given
+        return
+    if _docker_answers():
+        from testcontainers.postgres import PostgresContainer
+
+        with PostgresContainer("postgres:16-alpine", driver=None) as container:
+            yield container.get_connection_url()
+        return
+    server = LocalPostgres(tmp_path_factory.mktemp("pg") / "data")
+    try:
+        yield server.start()
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def template_db(pg_admin_url: str) -> Iterator[str]:
+    name = f"genesis_template_{os.getpid()}"
+
+    async def create() -> None:
+        conn = await asyncpg.connect(pg_admin_url)
+        try:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+            await conn.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            await conn.close()
+        await migrate(with_database(pg_admin_url, name), kafka_topic="domain-events", log=lambda _line: None)
+
+    asyncio.run(create())
+    yield name
+    asyncio.run(_drop(pg_admin_url, name))
+
+
+async def _drop(admin_url: str, name: str) -> None:
+    conn = await asyncpg.connect(admin_url)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+@pytest.fixture
+async def database_url(pg_admin_url: str, template_db: str) -> AsyncIterator[str]:
+    """A fresh, migrated database of its own for each test."""
+    name = f"genesis_test_{uuid.uuid4().hex[:12]}"
+    conn = await asyncpg.connect(pg_admin_url)
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template_db}"')
+    finally:
+        await conn.close()
+    yield with_database(pg_admin_url, name)
+    await _drop(pg_admin_url, name)
+
+
+@pytest.fixture
+async def conn(database_url: str) -> AsyncIterator[asyncpg.Connection[Any]]:
+    connection = await db.connect(database_url, application_name="psql")
+    yield connection
+    await connection.close()
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    given = os.environ.get("TEST_KAFKA_BOOTSTRAP_SERVERS")
+    if given:
+        yield given
+        return
+    if _docker_answers():
+        from testcontainers.kafka import KafkaContainer
+
+        with KafkaContainer("confluentinc/cp-kafka:7.6.1") as container:
+            yield container.get_bootstrap_server()
+        return
+    broker = LocalBroker(log_path=Path(tmp_path_factory.mktemp("broker")) / "broker.log")
+    try:
+        yield broker.start()
+    finally:
+        broker.stop()
+
+
+@pytest.fixture
+def settings(database_url: str) -> Settings:
+    return Settings(database_url=database_url, listen_database_url=database_url, jwt_secret=JWT_SECRET)
+
+
+@pytest.fixture
+def make_token(settings: Settings) -> Callable[..., str]:
+    def make(user: str = "alice", ttl: int = 600) -> str:
+        return issue_token(settings, user, ttl)
+
+    return make
+
+
+@pytest.fixture
+def auth(make_token: Callable[..., str]) -> Callable[[str], dict[str, str]]:
+    """Headers that authenticate as `user`."""
+
+    def headers(user: str = "alice") -> dict[str, str]:
+        return {"Authorization": f"Bearer {make_token(user)}"}
+
+    return headers
+
+
+@pytest.fixture
+async def client(
+    settings: Settings, aiohttp_client: Callable[[web.Application], Any]
+) -> TestClient[web.Request, web.Application]:
+    from api.app import create_app
+
+    test_client: TestClient[web.Request, web.Application] = await aiohttp_client(create_app(settings))
+    return test_client
+
+
+@pytest.fixture
+async def session_id(client: TestClient[web.Request, web.Application], auth: Callable[[str], dict[str, str]]) -> str:
+    response = await client.post("/genesis/sessions", headers=auth("alice"))
+    assert response.status == 201
+    body = await response.json()
+    return str(body["id"])
