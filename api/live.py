@@ -1,0 +1,120 @@
+"""Live events for SSE streams: one LISTEN connection per process, shared by every open stream.
+
+NOTIFY on `genesis_events_v1` carries only a session id. The hub then reads that session's new
+events once, from the table, and hands them to each subscriber's bounded queue. A subscriber that
+falls too far behind is told to end its stream (the client resumes with Last-Event-ID).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import asyncpg
+
+log = logging.getLogger("genesis.api.live")
+
+EVENTS_CHANNEL = "genesis_events_v1"
+PAGE = 500
+
+NEW_EVENTS = """
+    SELECT genesis_event_json(e) FROM domain_events e
+     WHERE e.aggregate_id = $1 AND e.id > $2 ORDER BY e.id LIMIT $3
+"""
+
+
+class Subscription:
+    def __init__(self, session_id: str, buffer: int) -> None:
+        self.session_id = session_id
+        self.queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(buffer)
+        self.overflowed = False
+
+
+class EventHub:
+    def __init__(self, pool: asyncpg.Pool[Any], *, buffer: int = 256) -> None:
+        self._pool = pool
+        self._buffer = buffer
+        self._subscribers: dict[str, set[Subscription]] = {}
+        self._cursor: dict[str, int] = {}  # the newest sequence handed out, per session
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._pending: set[str] = set()
+        self._wake = asyncio.Event()
+
+    @property
+    def subscriber_count(self) -> int:
+        return sum(len(s) for s in self._subscribers.values())
+
+    async def subscribe(self, session_id: str) -> Subscription:
+        """Registers before the caller replays history, so nothing committed from now on is missed."""
+        subscription = Subscription(session_id, self._buffer)
+        self._subscribers.setdefault(session_id, set()).add(subscription)
+        lock = self._locks.setdefault(session_id, asyncio.Lock())
+        async with lock:
+            if session_id not in self._cursor:
+                newest = await self._pool.fetchval(
+                    "SELECT coalesce(max(id), 0) FROM domain_events WHERE aggregate_id = $1", session_id
+                )
+                self._cursor[session_id] = int(newest)
+        return subscription
+
+    def unsubscribe(self, subscription: Subscription) -> None:
+        group = self._subscribers.get(subscription.session_id)
+        if group is None:
+            return
+        group.discard(subscription)
+        if not group:
+            del self._subscribers[subscription.session_id]
+            self._cursor.pop(subscription.session_id, None)
+            self._locks.pop(subscription.session_id, None)
+
+    def notified(self, _channel: str, session_id: str) -> None:
+        if session_id in self._subscribers:
+            self._pending.add(session_id)
+            self._wake.set()
+
+    def reconnected(self) -> None:
+        """After the LISTEN connection comes back, catch every open stream up from the table."""
+        self._pending.update(self._subscribers)
+        self._wake.set()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        stopping = asyncio.ensure_future(stop.wait())
+        try:
+            while not stop.is_set():
+                waking = asyncio.ensure_future(self._wake.wait())
+                await asyncio.wait([waking, stopping], return_when=asyncio.FIRST_COMPLETED)
+                waking.cancel()
+                self._wake.clear()
+                pending, self._pending = self._pending, set()
+                for session_id in pending:
+                    try:
+                        await self._deliver(session_id)
+                    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                        log.warning("could not read new events of %s: %s", session_id, exc)
+                        self._pending.add(session_id)  # try again on the next wake-up
+        finally:
+            stopping.cancel()
+
+    async def _deliver(self, session_id: str) -> None:
+        lock = self._locks.get(session_id)
+        if lock is None:
+            return
+        async with lock:
+            while session_id in self._cursor:
+                rows = await self._pool.fetch(NEW_EVENTS, session_id, self._cursor[session_id], PAGE)
+                for (event,) in rows:
+                    self._cursor[session_id] = event["sequence"]
+                    for subscription in list(self._subscribers.get(session_id, ())):
+                        self._offer(subscription, event)
+                if len(rows) < PAGE:
+                    return
+
+    @staticmethod
+    def _offer(subscription: Subscription, event: dict[str, Any]) -> None:
+        if subscription.overflowed:
+            return
+        try:
+            subscription.queue.put_nowait(event)
+        except asyncio.QueueFull:
+            subscription.overflowed = True

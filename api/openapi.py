@@ -1,0 +1,301 @@
+"""The OpenAPI 3.1 description of the API (GET /openapi.json) and a self-contained /docs page."""
+
+from __future__ import annotations
+
+import functools
+import typing
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from genesis import commands
+
+routes = web.RouteTableDef()
+
+_REF = "#/components/schemas/{model}"
+ERROR_CODES = {
+    400: ["INVALID_JSON"],
+    401: ["UNAUTHORIZED"],
+    404: ["SESSION_NOT_FOUND", "COMMAND_NOT_FOUND", "NOT_FOUND"],
+    409: ["DUPLICATE_COMMAND", "STAGE_CONFLICT", "SESSION_CLOSED"],
+    413: ["PAYLOAD_TOO_LARGE"],
+    415: ["UNSUPPORTED_MEDIA_TYPE"],
+    422: ["UNKNOWN_COMMAND", "VALIDATION_ERROR", "IDEMPOTENCY_KEY_REUSED"],
+    503: ["SERVICE_BUSY", "SERVICE_UNAVAILABLE"],
+}
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": _REF.format(model=name)}
+
+
+def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _error(status: int, description: str) -> dict[str, Any]:
+    schema: dict[str, Any] = _ref("Error")
+    if status == 409:
+        schema = {"anyOf": [_ref("DuplicateCommandError"), _ref("Error")]}
+    return _json(schema, description)
+
+
+def _errors(*statuses: int) -> dict[str, Any]:
+    names = {
+        400: "Malformed JSON",
+        401: "Missing or invalid token",
+        404: "Not found (or not yours)",
+        409: "Refused by the session's state",
+        413: "Body over 64 KiB",
+        415: "Body is not JSON",
+        422: "Invalid request",
+        503: "Try again",
+    }
+    return {str(s): _error(s, names[s]) for s in statuses}
+
+
+_SESSION_ID = {"name": "session_id", "in": "path", "required": True, "schema": {"type": "string", "format": "uuid"}}
+_COMMAND_ID = {"name": "command_id", "in": "path", "required": True, "schema": {"type": "string", "format": "uuid"}}
+_AFTER = {"name": "after", "in": "query", "schema": {"type": "integer", "minimum": 0, "default": 0}}
+
+
+def _schemas() -> dict[str, Any]:
+    ts = {"type": "string", "format": "date-time"}
+    stage = {"type": "string", "enum": list(typing.get_args(commands.Stage))}
+    payloads = {name: model.model_json_schema(ref_template=_REF) for name, model in commands.PAYLOADS.items()}
+    return {
+        "Error": {
+            "type": "object",
+            "required": ["error_code", "message"],
+            "properties": {
+                "error_code": {"type": "string", "enum": sorted({c for codes in ERROR_CODES.values() for c in codes})},
+                "message": {"type": "string"},
+                "fields": {"type": "object", "additionalProperties": {"type": "string"}},
+                "supported_command_types": {"type": "array", "items": {"type": "string"}},
+            },
+            "additionalProperties": True,
+        },
+        "DuplicateCommandError": {
+            "type": "object",
+            "required": ["error_code", "message", "duplicate_command_id"],
+            "properties": {
+                "error_code": {"const": "DUPLICATE_COMMAND"},
+                "message": {"const": "Command already processing"},
+                "duplicate_command_id": {"type": "string", "format": "uuid"},
+            },
+            "additionalProperties": False,
+        },
+        "Session": {
+            "type": "object",
+            "required": ["id", "user_id", "status", "stage", "stage_data", "version", "created_at", "updated_at"],
+            "properties": {
+                "id": {"type": "string", "format": "uuid"},
+                "user_id": {"type": "string"},
+                "status": {"type": "string", "enum": ["IN_PROGRESS", "COMPLETED", "ABANDONED"]},
+                "stage": stage,
+                "stage_data": {"type": "object"},
+                "version": {"type": "integer", "minimum": 0},
+                "created_at": ts,
+                "updated_at": ts,
+            },
+        },
+        **{f"{name}Payload": schema for name, schema in payloads.items()},
+        "CommandRequest": {
+            "oneOf": [
+                {
+                    "type": "object",
+                    "required": ["command_type"],
+                    "properties": {"command_type": {"const": name}, "payload": _ref(f"{name}Payload")},
+                    "additionalProperties": False,
+                }
+                for name in commands.PAYLOADS
+            ],
+            "examples": [{"command_type": n, "payload": p} for n, p in commands.EXAMPLES.items()],
+        },
+        "CommandAccepted": {
+            "type": "object",
+            "required": ["command_id", "status", "message"],
+            "properties": {
+                "command_id": {"type": "string", "format": "uuid"},
+                "status": {"const": "RECEIVED"},
+                "message": {"type": "string"},
+            },
+        },
+        "CommandCompleted": {
+            "type": "object",
+            "required": ["command_id", "status", "message", "event_ids", "session"],
+            "properties": {
+                "command_id": {"type": "string", "format": "uuid"},
+                "status": {"const": "COMPLETED"},
+                "message": {"type": "string"},
+                "event_ids": {"type": "array", "items": {"type": "string", "format": "uuid"}},
+                "session": _ref("Session"),
+            },
+        },
+        "Command": {
+            "type": "object",
+            "required": ["command_id", "session_id", "command_type", "status", "created_at", "updated_at"],
+            "properties": {
+                "command_id": {"type": "string", "format": "uuid"},
+                "session_id": {"type": "string", "format": "uuid"},
+                "command_type": {"type": "string"},
+                "status": {"type": "string", "enum": ["RECEIVED", "PROCESSING", "COMPLETED", "FAILED"]},
+                "payload": {"type": "object"},
+                "result": {"type": ["object", "null"]},
+                "error": {"type": ["string", "null"]},
+                "created_at": ts,
+                "updated_at": ts,
+                "completed_at": {"type": ["string", "null"], "format": "date-time"},
+            },
+        },
+        "Event": {
+            "type": "object",
+            "required": ["sequence", "event_id", "event_type", "aggregate_id", "aggregate_version", "payload"],
+            "properties": {
+                "sequence": {"type": "integer"},
+                "event_id": {"type": "string", "format": "uuid"},
+                "correlation_id": {"type": ["string", "null"], "format": "uuid"},
+                "causation_id": {"type": ["string", "null"], "format": "uuid"},
+                "event_type": {"type": "string"},
+                "event_version": {"type": "integer"},
+                "aggregate_type": {"const": "GENESIS_SESSION"},
+                "aggregate_id": {"type": "string", "format": "uuid"},
+                "aggregate_version": {"type": "integer", "minimum": 1},
+                "payload": {"type": "object"},
+                "metadata": {"type": "object"},
+                "created_at": ts,
+            },
+        },
+        "EventPage": {
+            "type": "object",
+            "required": ["events", "next_after"],
+            "properties": {"events": {"type": "array", "items": _ref("Event")}, "next_after": {"type": "integer"}},
+        },
+        "Health": {"type": "object", "required": ["status"], "properties": {"status": {"type": "string"}}},
+    }
+
+
+@functools.cache
+def document() -> dict[str, Any]:
+    secured: list[dict[str, list[str]]] = [{"bearerAuth": []}]
+    text = {"description": "Prometheus text", "content": {"text/plain": {"schema": {"type": "string"}}}}
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Genesis command service",
+            "version": "1.0.0",
+            "description": "Send a command, get 200/202/409; read what it caused.",
+        },
+        "components": {
+            "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}},
+            "schemas": _schemas(),
+        },
+        "paths": {
+            "/genesis/sessions": {
+                "post": {
+                    "operationId": "create_session",
+                    "security": secured,
+                    "requestBody": {"required": False, "content": {"application/json": {"schema": {"type": "object"}}}},
+                    "responses": {"201": _json(_ref("Session"), "Session created"), **_errors(400, 401, 413, 415, 422)},
+                }
+            },
+            "/genesis/sessions/{session_id}": {
+                "get": {
+                    "operationId": "get_session",
+                    "security": secured,
+                    "parameters": [_SESSION_ID],
+                    "responses": {"200": _json(_ref("Session"), "The session"), **_errors(401, 404)},
+                }
+            },
+            "/genesis/sessions/{session_id}/commands": {
+                "post": {
+                    "operationId": "submit_command",
+                    "security": secured,
+                    "parameters": [
+                        _SESSION_ID,
+                        {
+                            "name": "Idempotency-Key",
+                            "in": "header",
+                            "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+                        },
+                    ],
+                    "requestBody": {
+                        "required": True,
+                        "content": {"application/json": {"schema": _ref("CommandRequest")}},
+                    },
+                    "responses": {
+                        "200": _json(_ref("CommandCompleted"), "Synchronous command completed"),
+                        "202": _json(_ref("CommandAccepted"), "Asynchronous command accepted; see Location"),
+                        **_errors(400, 401, 404, 409, 413, 415, 422, 503),
+                    },
+                }
+            },
+            "/genesis/sessions/{session_id}/commands/{command_id}": {
+                "get": {
+                    "operationId": "get_command",
+                    "security": secured,
+                    "parameters": [_SESSION_ID, _COMMAND_ID],
+                    "responses": {"200": _json(_ref("Command"), "The command's status"), **_errors(401, 404)},
+                }
+            },
+            "/genesis/sessions/{session_id}/events": {
+                "get": {
+                    "operationId": "list_events",
+                    "security": secured,
+                    "parameters": [
+                        _SESSION_ID,
+                        _AFTER,
+                        {
+                            "name": "limit",
+                            "in": "query",
+                            "schema": {"type": "integer", "minimum": 1, "maximum": 500, "default": 100},
+                        },
+                    ],
+                    "responses": {"200": _json(_ref("EventPage"), "Events after `after`"), **_errors(401, 404, 422)},
+                }
+            },
+            "/genesis/sessions/{session_id}/events/stream": {
+                "get": {
+                    "operationId": "stream_events",
+                    "security": secured,
+                    "parameters": [
+                        _SESSION_ID,
+                        _AFTER,
+                        {"name": "Last-Event-ID", "in": "header", "schema": {"type": "integer", "minimum": 0}},
+                    ],
+                    "responses": {
+                        "200": {
+                            "description": "Server-Sent Events: `id: <sequence>`, `event: <event_type>`, "
+                            "`data: <Event JSON>`; `: heartbeat` comments when idle",
+                            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+                        },
+                        **_errors(401, 404, 422),
+                    },
+                }
+            },
+            "/healthz": {"get": {"operationId": "healthz", "responses": {"200": _json(_ref("Health"), "Alive")}}},
+            "/readyz": {
+                "get": {
+                    "operationId": "readyz",
+                    "responses": {"200": _json(_ref("Health"), "Ready"), "503": _json(_ref("Health"), "Not ready")},
+                }
+            },
+            "/metrics": {"get": {"operationId": "metrics", "responses": {"200": text}}},
+            "/openapi.json": {
+                "get": {"operationId": "openapi", "responses": {"200": _json({"type": "object"}, "This")}}
+            },
+            "/docs": {"get": {"operationId": "docs", "responses": {"200": {"description": "HTML page"}}}},
+        },
+    }
+
+
+@routes.get("/openapi.json", name="openapi")
+async def openapi_json(request: web.Request) -> web.Response:
+    return web.json_response(document())
+
+
+@routes.get("/docs", name="docs")
+async def docs(request: web.Request) -> web.Response:
+    page = Path(__file__).with_name("static") / "docs.html"
+    return web.Response(text=page.read_text(), content_type="text/html")

@@ -1,0 +1,17 @@
+-- A page of a session's events after `_after` (a sequence), oldest first, for its owner.
+CREATE OR REPLACE FUNCTION session_events(_session_id uuid, _user_id text, _after bigint, _limit integer)
+RETURNS jsonb
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    _events jsonb;
+BEGIN
+    PERFORM get_session(_session_id, _user_id);
+    SELECT coalesce(jsonb_agg(genesis_event_json(e) ORDER BY e.id), '[]'::jsonb) INTO _events
+      FROM (SELECT * FROM domain_events d
+             WHERE d.aggregate_id = _session_id AND d.id > _after
+             ORDER BY d.id LIMIT _limit) e;
+    RETURN jsonb_build_object(
+        'events', _events,
+        'next_after', coalesce((_events -> -1 ->> 'sequence')::bigint, _after));
+END;
+$$;
