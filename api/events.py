@@ -19,6 +19,7 @@ routes = web.RouteTableDef()
 MAX_LIMIT = 500
 DEFAULT_LIMIT = 100
 TICK = 0.25  # how often an idle stream checks that its client is still there
+MAX_SEQUENCE = 2**63 - 1  # bigint
 
 
 @routes.get("/genesis/sessions/{session_id}/events", name="list_events")
@@ -105,14 +106,14 @@ def _connected(request: web.Request) -> bool:
     return transport is not None and not transport.is_closing()
 
 
-def _int_param(raw: str | None, name: str, *, default: int, low: int, high: int | None = None) -> int:
+def _int_param(raw: str | None, name: str, *, default: int, low: int, high: int = MAX_SEQUENCE) -> int:
     if raw is None or raw == "":
         return default
     try:
         value = int(raw)
     except ValueError:
         value = low - 1
-    if value < low or (high is not None and value > high):
-        bounds = f"{low}..{high}" if high is not None else f">= {low}"
+    if not low <= value <= high:
+        bounds = f"{low}..{high}"
         raise errors.ValidationFailed(f"{name} must be an integer {bounds}", fields={name: f"integer {bounds}"})
     return value
