@@ -1,0 +1,119 @@
+"""Load generator, run in its own process so it is not the server's bottleneck.
+
+    python -m tests.benchmarks.loadgen http|sql TARGET SESSIONS_FILE CONCURRENCY SECONDS
+
+Each worker takes a fresh session from the shared list and walks it through the Genesis flow
+(RequestConceptGeneration, SubmitFeedback, then ConfirmStage for each stage): every request is a
+command the service accepts, mixing async (202) and sync (200) ones. `http` posts to the API at
+TARGET (base URL; TOKEN from the environment); `sql` calls submit_command over asyncpg at
+TARGET (a DSN), one REPEATABLE READ statement each, as the API does. Prints one JSON line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import aiohttp
+import asyncpg
+
+STAGES = ("CONCEPT_SELECTION", "STORY_CONCEPTION", "WORLDVIEW", "CHARACTERS", "PLOT_OUTLINE")
+FLOW: list[tuple[str, dict[str, Any]]] = [
+    ("RequestConceptGeneration", {"count": 3}),
+    ("SubmitFeedback", {"feedback": "more mystery"}),
+    *[("ConfirmStage", {"stage": stage, "data": {"note": stage.lower()}}) for stage in STAGES],
+]
+
+Send = Callable[[str, str, dict[str, Any]], Awaitable[int]]
+
+
+async def run(send: Send, sessions: list[str], concurrency: int, seconds: float) -> dict[str, Any]:
+    queue = iter(sessions)
+    latencies: list[float] = []
+    statuses: dict[int, int] = {}
+    deadline = time.perf_counter() + seconds
+
+    async def worker() -> None:
+        for session_id in queue:
+            for command_type, payload in FLOW:
+                if time.perf_counter() >= deadline:
+                    return
+                started = time.perf_counter()
+                status = await send(session_id, command_type, payload)
+                latencies.append(time.perf_counter() - started)
+                statuses[status] = statuses.get(status, 0) + 1
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    elapsed = time.perf_counter() - started
+    latencies.sort()
+    ok = sum(n for s, n in statuses.items() if s in (200, 202))
+    return {
+        "requests": len(latencies),
+        "ok": ok,
+        "statuses": statuses,
+        "seconds": elapsed,
+        "per_second": ok / elapsed,
+        "p50_ms": 1000 * latencies[len(latencies) // 2],
+        "p99_ms": 1000 * latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))],
+    }
+
+
+async def http_mode(base_url: str, sessions: list[str], concurrency: int, seconds: float) -> dict[str, Any]:
+    headers = {"Authorization": f"Bearer {os.environ['TOKEN']}"}
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    async with aiohttp.ClientSession(base_url, connector=connector, headers=headers) as http:
+
+        async def send(session_id: str, command_type: str, payload: dict[str, Any]) -> int:
+            body = {"command_type": command_type, "payload": payload}
+            async with http.post(f"/genesis/sessions/{session_id}/commands", json=body) as response:
+                await response.read()
+                return response.status
+
+        return await run(send, sessions, concurrency, seconds)
+
+
+async def sql_mode(dsn: str, sessions: list[str], concurrency: int, seconds: float) -> dict[str, Any]:
+    async def init(conn: asyncpg.Connection[Any]) -> None:
+        await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+
+    # The same call as the API's: one statement, one REPEATABLE READ transaction.
+    pool = await asyncpg.create_pool(
+        dsn, min_size=concurrency, max_size=concurrency, init=init,
+        server_settings={"default_transaction_isolation": "repeatable read"},
+    )  # fmt: skip
+    user = os.environ.get("BENCH_USER", "bench")
+
+    async def send(session_id: str, command_type: str, payload: dict[str, Any]) -> int:
+        for _ in range(8):
+            try:
+                row = await pool.fetchrow(
+                    "SELECT * FROM submit_command($1, $2, $3, $4, NULL, NULL)", session_id, command_type, payload, user
+                )
+                return 202 if row is not None and row["is_async"] else 200
+            except asyncpg.SerializationError:
+                continue
+        return 503
+
+    try:
+        return await run(send, sessions, concurrency, seconds)
+    finally:
+        await pool.close()
+
+
+def main() -> None:
+    mode, target, sessions_file, concurrency, seconds = sys.argv[1:6]
+    with open(sessions_file) as f:
+        sessions = json.load(f)
+    runner = http_mode if mode == "http" else sql_mode
+    result = asyncio.run(runner(target, sessions, int(concurrency), float(seconds)))
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
