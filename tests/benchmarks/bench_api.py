@@ -11,42 +11,18 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import signal
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 
-from genesis.localservices import LocalPostgres, free_port, wait_for_port
-from genesis.migrate import migrate
-from genesis.settings import Settings
-from genesis.tokens import issue_token
-from tests.conftest import with_database
+from tests.benchmarks.harness import USER, api_stack, say
 
 CONCURRENCY = int(os.environ.get("BENCH_CONCURRENCY", "16"))
 SECONDS = float(os.environ.get("BENCH_SECONDS", "10"))
 SESSIONS = int(os.environ.get("BENCH_SESSIONS", "8000"))
-SECRET = "bench-secret-" + "x" * 32
-USER = "bench"
-
-
-def say(line: str) -> None:
-    print(line, file=sys.stderr, flush=True)
-
-
-async def prepare(admin_url: str) -> str:
-    conn = await asyncpg.connect(admin_url)
-    try:
-        await conn.execute("DROP DATABASE IF EXISTS genesis_bench WITH (FORCE)")
-        await conn.execute("CREATE DATABASE genesis_bench")
-    finally:
-        await conn.close()
-    dsn = with_database(admin_url, "genesis_bench")
-    await migrate(dsn, log=say)
-    return dsn
 
 
 async def sessions(dsn: str, count: int) -> list[str]:
@@ -71,32 +47,12 @@ def load(mode: str, target: str, session_ids: list[str], env: dict[str, str], wo
 
 
 def main() -> None:
-    server = None
-    workdir = Path(tempfile.mkdtemp(prefix="bench-api-"))
-    admin_url = os.environ.get("DATABASE_URL")
-    if not admin_url:
-        say("starting an embedded PostgreSQL …")
-        server = LocalPostgres(workdir / "pg")
-        admin_url = server.start()
-    api = None
-    try:
-        dsn = asyncio.run(prepare(admin_url))
+    with api_stack("api") as stack:
         say(f"creating {2 * SESSIONS} sessions …")
-        http_sessions = asyncio.run(sessions(dsn, SESSIONS))
-        sql_sessions = asyncio.run(sessions(dsn, SESSIONS))
-        port = free_port()
-        env = {**os.environ, "DATABASE_URL": dsn, "JWT_SECRET": SECRET, "API_PORT": str(port), "LOG_LEVEL": "WARNING",
-               "TOKEN": issue_token(Settings(jwt_secret=SECRET), USER, 3600), "BENCH_USER": USER}  # fmt: skip
-        api = subprocess.Popen([str(Path(sys.executable).with_name("genesis")), "api"], env=env)
-        wait_for_port(port)
-        http = load("http", f"http://127.0.0.1:{port}", http_sessions, env, workdir)
-        sql = load("sql", dsn, sql_sessions, env, workdir)
-    finally:
-        if api is not None:
-            api.send_signal(signal.SIGTERM)
-            api.wait(15)
-        if server is not None:
-            server.stop()
+        http_sessions = asyncio.run(sessions(stack.dsn, SESSIONS))
+        sql_sessions = asyncio.run(sessions(stack.dsn, SESSIONS))
+        http = load("http", stack.base_url, http_sessions, stack.env, stack.workdir)
+        sql = load("sql", stack.dsn, sql_sessions, stack.env, stack.workdir)
     ratio = http["per_second"] / sql["per_second"]
     print(f"{'path':<28}{'commands/s':>12}{'p50 ms':>9}{'p99 ms':>9}{'requests':>10}  statuses")
     for name, r in (("HTTP (genesis api)", http), ("raw submit_command (asyncpg)", sql)):

@@ -10,20 +10,14 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import signal
 import subprocess
 import sys
-import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
 import asyncpg
 
-from genesis.localservices import LocalPostgres, free_port, wait_for_port
-from genesis.settings import Settings
-from genesis.tokens import issue_token
-from tests.benchmarks.bench_api import SECRET, USER, prepare, say
+from tests.benchmarks.harness import USER, api_stack, say
 
 STREAMS = int(os.environ.get("BENCH_STREAMS", "500"))
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "50"))
@@ -73,30 +67,9 @@ def measure(dsn: str, base_url: str, env: dict[str, str], streams: int) -> dict[
 
 
 def main() -> None:
-    workdir = Path(tempfile.mkdtemp(prefix="bench-sse-"))
-    server = None
-    admin_url = os.environ.get("DATABASE_URL")
-    if not admin_url:
-        say("starting an embedded PostgreSQL …")
-        server = LocalPostgres(workdir / "pg")
-        admin_url = server.start()
-    api = None
-    try:
-        dsn = asyncio.run(prepare(admin_url))
-        port = free_port()
-        env = {**os.environ, "DATABASE_URL": dsn, "JWT_SECRET": SECRET, "API_PORT": str(port), "LOG_LEVEL": "WARNING",
-               "TOKEN": issue_token(Settings(jwt_secret=SECRET), USER, 3600)}  # fmt: skip
-        api = subprocess.Popen([str(Path(sys.executable).with_name("genesis")), "api"], env=env)
-        wait_for_port(port)
-        base_url = f"http://127.0.0.1:{port}"
-        one = measure(dsn, base_url, env, 1)
-        many = measure(dsn, base_url, env, STREAMS)
-    finally:
-        if api is not None:
-            api.send_signal(signal.SIGTERM)
-            api.wait(15)
-        if server is not None:
-            server.stop()
+    with api_stack("sse") as stack:
+        one = measure(stack.dsn, stack.base_url, stack.env, 1)
+        many = measure(stack.dsn, stack.base_url, stack.env, STREAMS)
     print(f"{'streams':>8}{'deliveries':>12}{'p50 ms':>9}{'p99 ms':>9}{'max ms':>9}")
     for r in (one, many):
         print(f"{r['streams']:>8}{r['deliveries']:>12}{r['p50_ms']:>9.1f}{r['p99_ms']:>9.1f}{r['max_ms']:>9.1f}")

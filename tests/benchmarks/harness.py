@@ -1,0 +1,76 @@
+"""What the benchmarks share: a PostgreSQL (DATABASE_URL's server, else an embedded one) with a
+fresh migrated database, and the real `genesis api` process serving it."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import asyncpg
+
+from genesis.localservices import LocalPostgres, free_port, wait_for_port
+from genesis.migrate import migrate
+from genesis.settings import Settings
+from genesis.tokens import issue_token
+from tests.conftest import with_database
+
+SECRET = "bench-secret-" + "x" * 32
+USER = "bench"
+
+
+def say(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+@dataclass(frozen=True)
+class Stack:
+    dsn: str
+    base_url: str
+    env: dict[str, str]  # DATABASE_URL, JWT_SECRET and a TOKEN for USER, for child processes
+    workdir: Path
+
+
+@contextlib.contextmanager
+def api_stack(name: str) -> Iterator[Stack]:
+    workdir = Path(tempfile.mkdtemp(prefix=f"bench-{name}-"))
+    server = None
+    admin_url = os.environ.get("DATABASE_URL")
+    if not admin_url:
+        say("starting an embedded PostgreSQL …")
+        server = LocalPostgres(workdir / "pg")
+        admin_url = server.start()
+    api = None
+    try:
+        dsn = asyncio.run(_fresh_database(admin_url, f"genesis_bench_{name}"))
+        port = free_port()
+        env = {**os.environ, "DATABASE_URL": dsn, "JWT_SECRET": SECRET, "API_PORT": str(port), "LOG_LEVEL": "WARNING",
+               "TOKEN": issue_token(Settings(jwt_secret=SECRET), USER, 3600), "BENCH_USER": USER}  # fmt: skip
+        api = subprocess.Popen([str(Path(sys.executable).with_name("genesis")), "api"], env=env)
+        wait_for_port(port)
+        yield Stack(dsn, f"http://127.0.0.1:{port}", env, workdir)
+    finally:
+        if api is not None:
+            api.send_signal(signal.SIGTERM)
+            api.wait(15)
+        if server is not None:
+            server.stop()
+
+
+async def _fresh_database(admin_url: str, name: str) -> str:
+    conn = await asyncpg.connect(admin_url)
+    try:
+        await conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        await conn.execute(f"CREATE DATABASE {name}")
+    finally:
+        await conn.close()
+    dsn = with_database(admin_url, name)
+    await migrate(dsn, log=say)
+    return dsn
