@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from api import health, sessions, state
+from api import console, events, health, metrics, openapi, sessions, state
+from api.cors import cors_middleware
+from api.live import EVENTS_CHANNEL, EventHub
 from api.middlewares import auth_middleware, error_middleware, request_id_middleware
 from api.requests import MAX_BODY_BYTES
 from genesis import db
+from genesis.listener import Listener
 from genesis.settings import Settings
 from genesis.tokens import TokenVerifier
 
@@ -17,15 +21,27 @@ from genesis.tokens import TokenVerifier
 def create_app(settings: Settings) -> web.Application:
     settings.require("database_url")
     app = web.Application(
-        # Order matters: the request id wraps everything, errors are shaped inside it, auth runs last.
-        middlewares=[request_id_middleware, error_middleware, auth_middleware],
+        # Order matters: the request id wraps everything, metrics see the final status, CORS decorates
+        # every answer (errors too), errors are shaped inside it, auth runs last.
+        middlewares=[
+            request_id_middleware,
+            metrics.metrics_middleware,
+            cors_middleware,
+            error_middleware,
+            auth_middleware,
+        ],
         client_max_size=MAX_BODY_BYTES,
     )
     app[state.SETTINGS] = settings
     app[state.VERIFIER] = TokenVerifier(settings)
     app.router.add_routes(health.routes)
+    app.router.add_routes(metrics.routes)
     app.router.add_routes(sessions.routes)
+    app.router.add_routes(events.routes)
+    app.router.add_routes(openapi.routes)
+    console.setup(app, settings)  # the page; its dev-only token route only when settings.dev
     app.cleanup_ctx.append(_database)
+    app.cleanup_ctx.append(_live_events)
     return app
 
 
@@ -39,3 +55,21 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
     )
     yield
     await app[state.POOL].close()
+
+
+async def _live_events(app: web.Application) -> AsyncIterator[None]:
+    """One LISTEN connection for the whole process; every SSE stream shares it through the hub."""
+    settings = app[state.SETTINGS]
+    hub = app[state.HUB] = EventHub(app[state.POOL], buffer=settings.sse_buffer)
+    listener = app[state.LISTENER] = Listener(
+        settings.listen_database_url or settings.database_url,
+        [EVENTS_CHANNEL],
+        on_notify=hub.notified,
+        on_connect=hub.reconnected,
+        application_name="genesis-api-listener",
+    )
+    stop = asyncio.Event()
+    tasks = [asyncio.create_task(listener.run(stop)), asyncio.create_task(hub.run(stop))]
+    yield
+    stop.set()
+    await asyncio.gather(*tasks, return_exceptions=True)

@@ -286,6 +286,9 @@ def document() -> dict[str, Any]:
                 "get": {"operationId": "openapi", "responses": {"200": _json({"type": "object"}, "This")}}
             },
             "/docs": {"get": {"operationId": "docs", "responses": {"200": {"description": "HTML page"}}}},
+            "/console": {
+                "get": {"operationId": "console", "responses": {"200": {"description": "Developer console (HTML)"}}}
+            },
         },
     }
 

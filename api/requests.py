@@ -12,11 +12,12 @@ from aiohttp import web
 from genesis import errors
 
 MAX_BODY_BYTES = 64 * 1024
+MAX_DEPTH = 64
 _HEADER_TOKEN = re.compile(r"^[\x21-\x7e]{1,255}$")
 
 
 async def json_body(request: web.Request, *, required: bool) -> Any:
-    """The request's JSON value (None when an optional body is absent)."""
+    """The request's JSON value; an absent optional body is `{}` (a JSON `null` stays None, a non-object)."""
     if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
         raise errors.PayloadTooLarge(f"Body is over {MAX_BODY_BYTES} bytes", limit_bytes=MAX_BODY_BYTES)
     try:
@@ -26,16 +27,51 @@ async def json_body(request: web.Request, *, required: bool) -> Any:
     if not raw.strip():
         if required:
             raise errors.InvalidJson("A JSON body is required")
-        return None
+        return {}
     media = request.content_type
     if not (media == "application/json" or media.endswith("+json")):
         raise errors.UnsupportedMediaType(
             f"Content-Type must be application/json, not {media!r}", supported=["application/json"]
         )
     try:
-        return json.loads(raw)
+        value = json.loads(raw, parse_constant=_not_json)
     except (ValueError, UnicodeDecodeError) as exc:
         raise errors.InvalidJson(f"Body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise errors.InvalidJson(f"Body is nested deeper than {MAX_DEPTH} levels") from None
+    _check_storable(value)
+    return value
+
+
+def _not_json(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON value")  # Python's json accepts NaN/Infinity; jsonb does not
+
+
+def _check_storable(value: Any) -> None:
+    """What jsonb cannot hold (NUL, lone surrogates) or we will not (deep nesting) is a 422, not a 500."""
+    stack = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list):
+            if depth >= MAX_DEPTH:
+                raise errors.ValidationFailed(
+                    f"Body is nested deeper than {MAX_DEPTH} levels", fields={"body": f"at most {MAX_DEPTH} levels"}
+                )
+            children = [*item.keys(), *item.values()] if isinstance(item, dict) else item
+            stack.extend((child, depth + 1) for child in children)
+        elif isinstance(item, str) and ("\x00" in item or not _is_utf8(item)):
+            raise errors.ValidationFailed(
+                "Strings must not contain NUL or unpaired surrogate characters",
+                fields={"body": "no NUL or unpaired surrogate characters"},
+            )
+
+
+def _is_utf8(text: str) -> bool:
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def path_uuid(request: web.Request, name: str, not_found: type[errors.DomainError]) -> uuid.UUID:

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
 
-import asyncpg
 from aiohttp import web
 
-from api import state
+from api import metrics, state
 from api.requests import header_token, json_body, path_uuid
 from genesis import commands, db, errors
 from genesis.logs import bind
@@ -20,14 +18,14 @@ routes = web.RouteTableDef()
 @routes.post("/genesis/sessions", name="create_session")
 async def create_session(request: web.Request) -> web.Response:
     body = await json_body(request, required=False)
-    if body is not None and not isinstance(body, dict):
+    if not isinstance(body, dict):
         raise errors.ValidationFailed("Body must be a JSON object", fields={"body": "must be an object"})
-    user_id = request[state.USER_ID]
-
-    async def work(conn: db.Conn) -> Any:
-        return await conn.fetchval("SELECT create_session($1, $2)", user_id, request[state.REQUEST_ID])
-
-    session = await db.transact(request.app[state.POOL], work)
+    row = await db.call(
+        request.app[state.POOL], "SELECT create_session($1, $2) AS session", request[state.USER_ID],
+        request[state.REQUEST_ID],
+    )  # fmt: skip
+    assert row is not None
+    session = row["session"]
     log.info("session created", extra={"fields": {"session_id": session["id"]}})
     location = request.app.router["get_session"].url_for(session_id=session["id"])
     return web.json_response(session, status=201, headers={"Location": str(location)})
@@ -53,16 +51,14 @@ async def submit_command(request: web.Request) -> web.Response:
     if unknown:
         raise errors.ValidationFailed("Unknown fields in body", fields=dict.fromkeys(unknown, "not allowed"))
     command_type, payload = commands.validate(body.get("command_type"), body.get("payload", {}))
-
-    async def work(conn: db.Conn) -> asyncpg.Record | None:
-        return await conn.fetchrow(
-            "SELECT * FROM submit_command($1, $2, $3, $4, $5, $6)",
-            session_id, command_type, payload, request[state.USER_ID], idempotency_key,
-            request[state.REQUEST_ID],
-        )  # fmt: skip
+    request[metrics.COMMAND_TYPE] = command_type  # the metrics middleware counts the outcome
 
     try:
-        row = await db.transact(request.app[state.POOL], work)
+        row = await db.call(
+            request.app[state.POOL],
+            "SELECT * FROM submit_command($1, $2, $3, $4, $5, $6)",
+            session_id, command_type, payload, request[state.USER_ID], idempotency_key, request[state.REQUEST_ID],
+        )  # fmt: skip
     except errors.DuplicateCommand:
         log.info("duplicate command refused", extra={"fields": {"command_type": command_type}})
         raise

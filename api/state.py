@@ -7,16 +7,23 @@ from typing import Any
 import asyncpg
 from aiohttp import web
 
+from api.live import EventHub
+from genesis.listener import Listener
 from genesis.settings import Settings
 from genesis.tokens import TokenVerifier
 
 SETTINGS = web.AppKey("settings", Settings)
 POOL: web.AppKey[asyncpg.Pool[Any]] = web.AppKey("pool")
 VERIFIER = web.AppKey("verifier", TokenVerifier)
+HUB = web.AppKey("hub", EventHub)
+LISTENER = web.AppKey("listener", Listener)
 
 # Per-request values.
 USER_ID = web.RequestKey("user_id", str)
 REQUEST_ID = web.RequestKey("request_id", str)
 
-# Routes anyone may call: probes, metrics and the API description.
-PUBLIC_ROUTES = frozenset({"healthz", "readyz", "metrics", "openapi"})
+# Routes anyone may call: probes, metrics, the API description and the developer console's page and files
+# (everything the console calls needs a token; console_token exists only in development mode).
+PUBLIC_ROUTES = frozenset(
+    {"healthz", "readyz", "metrics", "openapi", "docs", "console", "console_static", "console_token"}
+)

@@ -28,8 +28,19 @@ async def _init_connection(conn: asyncpg.Connection[Any]) -> None:
         await conn.set_type_codec(pg_type, encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
 
 
+async def _keep_session(conn: asyncpg.Connection[Any]) -> None:
+    """Nothing to reset: pooled sessions never LISTEN, SET, lock or open cursors (asyncpg still rolls
+    back an open transaction). Skipping the default RESET ALL saves a round trip per request."""
+
+
 async def create_pool(
-    dsn: str, *, application_name: str, kafka_topic: str, min_size: int = 1, max_size: int = 20
+    dsn: str,
+    *,
+    application_name: str,
+    kafka_topic: str,
+    min_size: int = 1,
+    max_size: int = 20,
+    isolation: str = "repeatable read",
 ) -> asyncpg.Pool[Any]:
     """A pool whose sessions name themselves (event metadata `source_service`) and their topic.
 
@@ -41,10 +52,11 @@ async def create_pool(
         min_size=min_size,
         max_size=max_size,
         init=_init_connection,
+        reset=_keep_session,
         server_settings={
             "application_name": application_name,
             "genesis.kafka_topic": kafka_topic,
-            "default_transaction_isolation": "repeatable read",
+            "default_transaction_isolation": isolation,
         },
     )
 

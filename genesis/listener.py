@@ -46,7 +46,13 @@ class Listener:
             try:
                 await self._listen_until_lost(stop)
                 failures = 0
-            except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            except (
+                TimeoutError,
+                OSError,
+                asyncpg.PostgresError,
+                asyncpg.InterfaceError,
+                asyncpg.InternalClientError,  # a connection that died between two protocol states
+            ) as exc:
                 failures += 1
                 delay = random.uniform(0, min(self._max_backoff, 0.1 * 2**failures))
                 log.warning("LISTEN connection lost (%s: %s); reconnecting in %.2fs", type(exc).__name__, exc, delay)

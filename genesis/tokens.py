@@ -47,6 +47,8 @@ class TokenVerifier:
         sub = claims.get("sub")
         if not isinstance(sub, str) or not sub:
             raise errors.Unauthorized("Token has no subject")
+        if "\x00" in sub or any("\ud800" <= c <= "\udfff" for c in sub):  # not storable as PostgreSQL text
+            raise errors.Unauthorized("Token subject has characters a user id cannot hold")
         return sub
 
 

@@ -17,23 +17,48 @@ from genesis.listener import Listener
 from genesis.settings import Settings
 from relay import metrics
 from relay.publisher import Publisher
-from relay.worker import RelayWorker, _stopped_within
+from relay.worker import DATABASE_GONE, RelayWorker, _stopped_within
 
 log = logging.getLogger("genesis.relay")
 
 OUTBOX_CHANNEL = "genesis_outbox_v1"
 STATS_INTERVAL = 5.0
-PUBLISH_TIMEOUT = 5.0
+BROKER_CHECK_INTERVAL = 2.0
+PRUNE_CHUNK = 10_000
+FLUSH_TIMEOUT = 2.0  # on the way out; the worker awaits its sends, so little is ever buffered
 
 
-async def run_relay(settings: Settings, stop: asyncio.Event, *, publish_timeout: float = PUBLISH_TIMEOUT) -> None:
+class BrokerWatch:
+    """Whether the broker answers, checked on a schedule so readiness says so even while idle."""
+
+    def __init__(self, publisher: Publisher) -> None:
+        self._publisher = publisher
+        self.answers = True
+
+    async def run(self, worker: RelayWorker, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            answers = await self._publisher.probe()
+            if answers != self.answers:
+                log.log(logging.INFO if answers else logging.WARNING, "broker %s", "answers" if answers else "is down")
+            self.answers = answers
+            await _stopped_within(stop, BROKER_CHECK_INTERVAL)
+
+
+async def run_relay(settings: Settings, stop: asyncio.Event) -> None:
     """Runs until `stop` is set: finishes the batch in flight, flushes the producer, returns."""
+    # READ COMMITTED: the SKIP LOCKED claims and token-fenced updates re-check a row another relay
+    # changed meanwhile; at REPEATABLE READ they would fail with a serialization error instead.
     pool = await db.create_pool(
-        settings.database_url, application_name="genesis-relay", kafka_topic=settings.kafka_topic, max_size=3
+        settings.database_url,
+        application_name="genesis-relay",
+        kafka_topic=settings.kafka_topic,
+        max_size=3,
+        isolation="read committed",
     )
-    publisher = Publisher(settings, timeout=publish_timeout)
+    publisher = Publisher(settings, timeout=settings.relay_publish_timeout)
     try:
-        await _start_publisher(publisher, stop)
+        if not await _start_publisher(publisher, stop):
+            return
         worker = RelayWorker(
             pool,
             publisher,
@@ -43,44 +68,50 @@ async def run_relay(settings: Settings, stop: asyncio.Event, *, publish_timeout:
             retry_base_delay=settings.relay_retry_base_delay,
             lease=settings.relay_lease,
         )
-        listener = Listener(
-            settings.listen_database_url or settings.database_url,
-            [OUTBOX_CHANNEL],
-            on_notify=lambda _channel, _payload: worker.wake.set(),
-            on_connect=worker.wake.set,  # catch up on anything missed while disconnected
-            application_name="genesis-relay-listener",
-        )
-        metrics_site = await _serve_metrics(settings, listener, worker)
-        metrics.BROKER_UP.set(1)
-        log.info("relay started", extra={"fields": {"batch_size": settings.relay_batch_size}})
-        try:
-            await _watch(
-                stop,
-                worker.run(stop),
-                listener.run(stop),
-                _sweep(pool, settings, stop),
-                _track_listener(listener, stop),
+        listener = None
+        if settings.relay_listen:
+            listener = Listener(
+                settings.listen_database_url or settings.database_url,
+                [OUTBOX_CHANNEL],
+                on_notify=lambda _channel, _payload: worker.wake.set(),
+                on_connect=worker.wake.set,  # catch up on anything missed while disconnected
+                application_name="genesis-relay-listener",
             )
+        broker = BrokerWatch(publisher)
+        metrics_site = await _serve_metrics(settings, listener, worker, broker)
+        # Read at scrape time, so the gauges never lag what /readyz says.
+        metrics.BROKER_UP.set_function(lambda: float(broker.answers and worker.broker_up))
+        if listener is not None:
+            metrics.LISTENER_UP.set_function(lambda: float(listener.connected))
+        log.info(
+            "relay started",
+            extra={"fields": {"batch_size": settings.relay_batch_size, "listen": settings.relay_listen}},
+        )
+        jobs = [worker.run(stop), _sweep(pool, settings, stop), broker.run(worker, stop)]
+        if listener is not None:
+            jobs.append(listener.run(stop))
+        try:
+            await _watch(stop, *jobs)
         finally:
             await metrics_site.cleanup()
     finally:
         with contextlib.suppress(Exception):
-            await asyncio.wait_for(publisher.stop(), 5)
+            await asyncio.wait_for(publisher.stop(), FLUSH_TIMEOUT)
         await pool.close()
         log.info("relay stopped")
 
 
-async def _start_publisher(publisher: Publisher, stop: asyncio.Event) -> None:
-    """Waits for the broker at start-up (it may come up after us) instead of crashing."""
+async def _start_publisher(publisher: Publisher, stop: asyncio.Event) -> bool:
+    """Waits for the broker at start-up (it may come up after us) instead of crashing; False if stopped."""
     delay = 0.5
     while True:
         try:
             await publisher.start()
-            return
+            return True
         except Exception as exc:
             log.warning("broker not reachable (%s); retrying in %.1fs", exc, delay)
             if await _stopped_within(stop, delay):
-                raise
+                return False
             delay = min(delay * 2, 5.0)
 
 
@@ -109,33 +140,40 @@ async def _sweep(pool: asyncpg.Pool[Any], settings: Settings, stop: asyncio.Even
                 metrics.record_stats(dict(stats))
             if loop.time() >= next_sweep:
                 next_sweep = loop.time() + settings.relay_sweep_interval
-                pruned = await pool.fetchval("SELECT prune_outbox(make_interval(secs => $1))", settings.relay_retention)
+                pruned = await _prune(pool, settings.relay_retention, stop)
                 expired = await pool.fetchval(
                     "SELECT expire_stale_commands(make_interval(secs => $1))", settings.command_timeout
                 )
                 if pruned or expired:
                     log.info("sweep", extra={"fields": {"pruned_sent_rows": pruned, "expired_commands": expired}})
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        except (*DATABASE_GONE, asyncpg.PostgresError) as exc:
             log.warning("sweep failed: %s", exc)  # the next round tries again
-        await _stopped_within(stop, STATS_INTERVAL)
+        await _stopped_within(stop, min(STATS_INTERVAL, settings.relay_sweep_interval))
 
 
-async def _track_listener(listener: Listener, stop: asyncio.Event) -> None:
+async def _prune(pool: asyncpg.Pool[Any], retention: float, stop: asyncio.Event) -> int:
+    """In chunks (short transactions), until no SENT row is older than the retention."""
+    total = 0
     while not stop.is_set():
-        metrics.LISTENER_UP.set(1 if listener.connected else 0)
-        await _stopped_within(stop, 0.5)
+        count: int = await pool.fetchval("SELECT prune_outbox(make_interval(secs => $1), $2)", retention, PRUNE_CHUNK)
+        total += count
+        if count < PRUNE_CHUNK:
+            break
+    return total
 
 
-async def _serve_metrics(settings: Settings, listener: Listener, worker: RelayWorker) -> web.AppRunner:
+async def _serve_metrics(
+    settings: Settings, listener: Listener | None, worker: RelayWorker, broker: BrokerWatch
+) -> web.AppRunner:
     async def metrics_view(request: web.Request) -> web.Response:
         return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     async def ready(request: web.Request) -> web.Response:
-        checks = {"listener": listener.connected, "broker": worker.broker_up}
-        return web.json_response(
-            {"status": "ok" if all(checks.values()) else "unavailable", "checks": checks},
-            status=200 if all(checks.values()) else 503,
-        )
+        checks = {"broker": broker.answers and worker.broker_up}
+        if listener is not None:  # without LISTEN the relay polls, and needs no listener
+            checks["listener"] = listener.connected
+        ok = all(checks.values())
+        return web.json_response({"status": "ok" if ok else "unavailable", "checks": checks}, status=200 if ok else 503)
 
     async def healthz(request: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 import time
 import uuid
 from typing import Any
@@ -24,6 +25,18 @@ CLAIM = """
     SELECT id, topic, key, payload::text AS value, headers::text AS headers, claim_token
       FROM claim_outbox($1, make_interval(secs => $2))
 """
+
+# The database went away under us: claimed rows come back after their lease, so wait and go on.
+# (asyncpg raises InternalClientError when a connection dies between two protocol states.)
+DATABASE_GONE = (
+    OSError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+    asyncpg.OperatorInterventionError,
+)
+
+Failures = dict[int, tuple[OutboxRow, BaseException]]
 
 
 class RelayWorker:
@@ -46,15 +59,24 @@ class RelayWorker:
         self._retry_base_delay = retry_base_delay
         self._lease = lease
         self.wake = asyncio.Event()
-        self.broker_up = True
+        self.broker_up = True  # the circuit breaker: False after a batch FAILED, until the broker answers
 
     async def run(self, stop: asyncio.Event) -> None:
+        outages = 0
         while not stop.is_set():
             if not self.broker_up:
                 await self._wait_for_broker(stop)
                 continue
             self.wake.clear()
-            await self.drain(stop)
+            try:
+                await self.drain(stop)
+                outages = 0
+            except DATABASE_GONE as exc:
+                outages += 1
+                delay = random.uniform(0.5, 1.0) * min(5.0, 0.2 * 2**outages)
+                log.warning("database unavailable (%s: %s); retrying in %.1fs", type(exc).__name__, exc, delay)
+                await _stopped_within(stop, delay)
+                continue
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self._poll_interval):
                     await _first(self.wake, stop)
@@ -86,46 +108,50 @@ class RelayWorker:
         if not failed:
             return total
         # Rows behind a failed row of their session wait for it: released untouched.
-        await self._pool.fetchval("SELECT release_outbox($1, $2)", token, [r.id for r in held])
+        await self._release(token, held)
         return total + await self._retry(failed, token, stop)
 
-    async def _retry(self, failed: dict[int, tuple[OutboxRow, BaseException]], token: Any, stop: asyncio.Event) -> int:
+    async def _retry(self, failed: Failures, token: Any, stop: asyncio.Event) -> int:
+        """Publishes `failed` again after base, 2×base, 4×base…; what still fails is FAILED."""
         total = 0
         for attempt in range(1, self._max_retries + 1):
             error = _describe(next(iter(failed.values()))[1])
+            delay = self._retry_base_delay * 2 ** (attempt - 1)
+            # Counts the attempt and extends the lease over the wait, so nobody else takes the rows.
             await self._pool.fetchval(
                 "SELECT record_outbox_attempt($1, $2, $3, make_interval(secs => $4))",
-                token, list(failed), error, self._lease + self._retry_base_delay * 2**attempt,
+                token, list(failed), error, self._lease + delay,
             )  # fmt: skip
-            delay = self._retry_base_delay * 2 ** (attempt - 1)
             metrics.RETRIED.inc(len(failed))
             log.warning(
                 "publish failed; retry %d/%d in %.1fs", attempt, self._max_retries, delay,
-                extra={"fields": {"rows": len(failed), "error": error, "attempt": attempt + 1}},
+                extra={"fields": {"outbox_ids": list(failed), "attempt": attempt, "retry_in": delay, "error": error}},
             )  # fmt: skip
             if await _stopped_within(stop, delay):
                 # Shutting down: hand the rows back for another replica rather than hold them.
                 await self._pool.fetchval("SELECT release_outbox($1, $2)", token, list(failed))
                 return total
             rows = [row for row, _ in failed.values()]
-            outcome = await self._publisher.publish(rows)
-            sent, still_failed, held = _split(rows, outcome)
+            log.info("retrying publish", extra={"fields": {"outbox_ids": list(failed), "retry": attempt}})
+            sent, failed, held = _split(rows, await self._publisher.publish(rows))
             total += await self._settle_sent(token, sent)
-            if held:
-                await self._pool.fetchval("SELECT release_outbox($1, $2)", token, [r.id for r in held])
-            failed = still_failed
+            await self._release(token, held)
             if not failed:
                 return total
         error = _describe(next(iter(failed.values()))[1])
         count = await self._pool.fetchval("SELECT mark_outbox_failed($1, $2, $3)", token, list(failed), error)
         metrics.FAILED.inc(count)
         log.error(
-            "outbox rows FAILED after %d retries", self._max_retries, extra={"fields": {"rows": count, "error": error}}
-        )
+            "outbox rows FAILED after %d retries", self._max_retries,
+            extra={"fields": {"outbox_ids": list(failed), "rows": count, "error": error}},
+        )  # fmt: skip
         # Circuit breaker: claim nothing more until the broker answers again.
         self.broker_up = await self._publisher.probe()
-        metrics.BROKER_UP.set(1 if self.broker_up else 0)
         return total
+
+    async def _release(self, token: Any, rows: list[OutboxRow]) -> None:
+        if rows:
+            await self._pool.fetchval("SELECT release_outbox($1, $2)", token, [r.id for r in rows])
 
     async def _settle_sent(self, token: Any, rows: list[OutboxRow]) -> int:
         if not rows:
@@ -144,7 +170,6 @@ class RelayWorker:
             if await self._publisher.probe():
                 log.info("broker answers again; draining the backlog")
                 self.broker_up = True
-                metrics.BROKER_UP.set(1)
                 return
             if await _stopped_within(stop, delay):
                 return
@@ -153,10 +178,10 @@ class RelayWorker:
 
 def _split(
     rows: list[OutboxRow], outcome: list[BaseException | None]
-) -> tuple[list[OutboxRow], dict[int, tuple[OutboxRow, BaseException]], list[OutboxRow]]:
+) -> tuple[list[OutboxRow], Failures, list[OutboxRow]]:
     """Sent rows; failed rows (the first failure of each key); rows held behind a failure of their key."""
     sent: list[OutboxRow] = []
-    failed: dict[int, tuple[OutboxRow, BaseException]] = {}
+    failed: Failures = {}
     held: list[OutboxRow] = []
     blocked_keys: set[str] = set()
     for row, error in zip(rows, outcome, strict=True):
@@ -171,7 +196,9 @@ def _split(
 
 
 def _describe(error: BaseException) -> str:
-    return f"{type(error).__name__}: {error}"[:2000]
+    """'ErrorClass: message' (aiokafka's messages already start with their class name)."""
+    name, text = type(error).__name__, str(error)
+    return (text if text.startswith(name + ":") else f"{name}: {text}")[:2000]
 
 
 async def _stopped_within(stop: asyncio.Event, seconds: float) -> bool:

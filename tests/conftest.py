@@ -8,8 +8,10 @@ local Tansu broker. A template database is migrated once per run; each test gets
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import uuid
+import warnings
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -36,12 +38,17 @@ def with_database(dsn: str, name: str) -> str:
 
 
 def _docker_answers() -> bool:
-    try:
-        import docker  # type: ignore[import-untyped]
+    # A failed probe leaks docker-py's unix socket; collect it here, quietly, rather than in some test.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)
+        try:
+            import docker  # type: ignore[import-untyped]
 
-        docker.from_env(timeout=2).ping()
-    except Exception:
-        return False
+            docker.from_env(timeout=2).ping()
+        except Exception:
+            return False
+        finally:
+            gc.collect()
     return True
 
 

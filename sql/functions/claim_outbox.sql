@@ -1,8 +1,12 @@
 -- Claims up to `_batch_size` PENDING rows for one relay, keeping each key (session) in order:
 -- a key is claimable only through its head, the oldest row that is neither SENT nor DISCARDED,
--- and only while that head is PENDING and unleased. The head's later PENDING rows come along
--- in id order. Rows are leased, not locked: the claim token fences every later update, and a
--- relay that dies lets its rows come back when the lease runs out.
+-- and only while that head is PENDING and unleased. The head's later rows come along in id
+-- order (behind a head only PENDING rows follow: a key's rows are claimed from its head, so no
+-- later row can have failed). Rows are leased, not locked: the claim token fences every later
+-- update, and a relay that dies lets its rows come back when the lease runs out.
+-- Every lookup probes the (key, id) index or the primary key, one key or row at a time. Written
+-- as joins, they were planned as scans of the whole backlog per key whenever the statistics still
+-- described a near-empty outbox, i.e. right after a backlog had built up (an outage).
 CREATE OR REPLACE FUNCTION claim_outbox(_batch_size integer, _lease interval DEFAULT '30 seconds')
 RETURNS TABLE (id bigint, event_id uuid, topic text, key text, payload jsonb, headers jsonb,
                attempts integer, claim_token uuid)
@@ -10,30 +14,40 @@ LANGUAGE plpgsql VOLATILE AS $$
 #variable_conflict use_column
 DECLARE
     _token uuid := gen_random_uuid();
-    _head_ids bigint[];
     _keys text[];
+    _ids bigint[];
 BEGIN
-    SELECT array_agg(h.id), array_agg(h.key) INTO _head_ids, _keys
-      FROM (SELECT o.id, o.key FROM event_outbox o
+    -- The oldest claimable heads, locked; another relay's heads are skipped, not waited for.
+    SELECT array_agg(h.key) INTO _keys
+      FROM (SELECT o.key FROM event_outbox o
              WHERE o.status = 'PENDING' AND (o.claimed_until IS NULL OR o.claimed_until < now())
-               AND NOT EXISTS (SELECT 1 FROM event_outbox e
-                                WHERE e.key = o.key AND e.id < o.id AND e.status IN ('PENDING', 'FAILED'))
+               AND o.id = (SELECT min(e.id) FROM event_outbox e
+                            WHERE e.key = o.key AND e.status IN ('PENDING', 'FAILED'))
              ORDER BY o.id LIMIT _batch_size
              FOR UPDATE SKIP LOCKED) h;
-    IF _head_ids IS NULL THEN
+    IF _keys IS NULL THEN
         RETURN;
     END IF;
 
+    -- Those keys' rows from their heads on, the oldest first, up to the batch size.
+    SELECT array_agg(r.id) INTO _ids
+      FROM (SELECT n.id
+              FROM unnest(_keys) AS k(key)
+              CROSS JOIN LATERAL (SELECT e.id FROM event_outbox e
+                                   WHERE e.key = k.key AND e.status IN ('PENDING', 'FAILED')
+                                   ORDER BY e.id LIMIT _batch_size) n
+             ORDER BY n.id LIMIT _batch_size) r;
+
+    -- Leased by primary key. The UPDATE re-checks each row as it locks it; the status test is
+    -- spelled so that it cannot be answered from the (stale-prone) PENDING index.
     RETURN QUERY
-    UPDATE event_outbox o
-       SET claim_token = _token, claimed_until = now() + _lease
-      FROM (SELECT c.id FROM event_outbox c
-             WHERE c.id = ANY (_head_ids)
-                OR (c.key = ANY (_keys) AND c.status = 'PENDING'
-                    AND (c.claimed_until IS NULL OR c.claimed_until < now()))
-             ORDER BY c.id LIMIT _batch_size
-             FOR UPDATE) pick
-     WHERE o.id = pick.id
-    RETURNING o.id, o.event_id, o.topic, o.key, o.payload, o.headers, o.attempts, o.claim_token;
+    WITH claimed AS (
+        UPDATE event_outbox o
+           SET claim_token = _token, claimed_until = now() + _lease
+         WHERE o.id = ANY (_ids)
+           AND o.status NOT IN ('SENT', 'FAILED', 'DISCARDED')
+           AND (o.claimed_until IS NULL OR o.claimed_until < now())
+        RETURNING o.id, o.event_id, o.topic, o.key, o.payload, o.headers, o.attempts, o.claim_token)
+    SELECT * FROM claimed c ORDER BY c.id;
 END;
 $$;

@@ -7,7 +7,8 @@ LANGUAGE sql VOLATILE AS $$
         UPDATE event_outbox o
            SET status = 'FAILED', attempts = o.attempts + 1, last_error = _error, failed_at = now(),
                claim_token = NULL, claimed_until = NULL
-         WHERE o.id = ANY (_ids) AND o.claim_token = _claim_token AND o.status = 'PENDING'
+         WHERE o.id = ANY (_ids) AND o.claim_token = _claim_token
+           AND o.status NOT IN ('SENT', 'FAILED', 'DISCARDED')  -- PENDING, by primary key (see claim_outbox)
         RETURNING 1)
     SELECT count(*)::integer FROM failed
 $$;

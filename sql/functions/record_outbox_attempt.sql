@@ -7,7 +7,8 @@ LANGUAGE sql VOLATILE AS $$
     WITH tried AS (
         UPDATE event_outbox o
            SET attempts = o.attempts + 1, last_error = _error, claimed_until = now() + _lease
-         WHERE o.id = ANY (_ids) AND o.claim_token = _claim_token AND o.status = 'PENDING'
+         WHERE o.id = ANY (_ids) AND o.claim_token = _claim_token
+           AND o.status NOT IN ('SENT', 'FAILED', 'DISCARDED')  -- PENDING, by primary key (see claim_outbox)
         RETURNING 1)
     SELECT count(*)::integer FROM tried
 $$;

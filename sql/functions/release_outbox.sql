@@ -4,7 +4,8 @@ RETURNS integer
 LANGUAGE sql VOLATILE AS $$
     WITH released AS (
         UPDATE event_outbox o SET claim_token = NULL, claimed_until = NULL
-         WHERE o.id = ANY (_ids) AND o.claim_token = _claim_token AND o.status = 'PENDING'
+         WHERE o.id = ANY (_ids) AND o.claim_token = _claim_token
+           AND o.status NOT IN ('SENT', 'FAILED', 'DISCARDED')  -- PENDING, by primary key (see claim_outbox)
         RETURNING 1)
     SELECT count(*)::integer FROM released
 $$;

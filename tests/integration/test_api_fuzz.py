@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
@@ -20,6 +21,7 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.errors import Unsatisfiable
+from schemathesis.core.result import Ok
 
 from api.openapi import document
 from genesis.localservices import free_port, wait_for_port
@@ -59,6 +61,7 @@ def _fuzz(base_url: str, token: str, session_id: str) -> list[str]:
     schema = schemathesis.openapi.from_dict(document())
     failures: list[str] = []
     for result in schema.get_all_operations():
+        assert isinstance(result, Ok), result  # the document itself is valid
         operation = result.ok()
         if (operation.method.upper(), operation.path) in SKIP:
             continue
@@ -71,7 +74,7 @@ def _fuzz(base_url: str, token: str, session_id: str) -> list[str]:
                 database=None,
                 suppress_health_check=list(HealthCheck),
             )
-            def check(case: schemathesis.Case, own_session: bool) -> None:
+            def check(case: schemathesis.Case[Any], own_session: bool) -> None:
                 if own_session and case.path_parameters and "session_id" in case.path_parameters:
                     case.path_parameters["session_id"] = session_id
                 response = case.call(base_url=base_url, headers={"Authorization": f"Bearer {token}"}, timeout=10)

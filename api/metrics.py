@@ -1,0 +1,155 @@
+"""The API's Prometheus metrics and its `GET /metrics`, which also reports the outbox (`outbox_stats()`).
+
+The API keeps its own registry: `genesis dev` runs the API and a relay in one process, and the
+relay's per-process series (broker up, listener up, published…) belong on the relay's port only.
+The outbox gauges carry the relay's names (genesis_outbox_*), so one alert covers both sources.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Mapping
+
+from aiohttp import web
+from aiohttp.typedefs import Handler
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.gc_collector import GCCollector
+from prometheus_client.platform_collector import PlatformCollector
+from prometheus_client.process_collector import ProcessCollector
+
+from api import state
+from genesis import commands
+
+log = logging.getLogger("genesis.api")
+
+REGISTRY = CollectorRegistry(auto_describe=True)
+ProcessCollector(registry=REGISTRY)
+PlatformCollector(registry=REGISTRY)
+GCCollector(registry=REGISTRY)
+
+REQUESTS = Counter(
+    "genesis_api_requests_total",
+    "HTTP requests by route name, method and status",
+    ["route", "method", "status"],
+    registry=REGISTRY,
+)
+REQUEST_SECONDS = Histogram(
+    "genesis_api_request_seconds",
+    "Time to answer an HTTP request, by route name (event streams excluded)",
+    ["route"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+    registry=REGISTRY,
+)
+COMMANDS = Counter(
+    "genesis_api_commands_total",
+    "Commands by type and outcome (accepted, replayed, refused); error_code names the refusal",
+    ["command_type", "outcome", "error_code"],
+    registry=REGISTRY,
+)
+DUPLICATES = Counter(
+    "genesis_api_duplicate_commands_total",
+    "Commands refused because an equal one was still RECEIVED or PROCESSING (409 DUPLICATE_COMMAND)",
+    ["command_type"],
+    registry=REGISTRY,
+)
+STATS_ERRORS = Counter(
+    "genesis_api_outbox_stats_errors_total",
+    "Scrapes whose outbox_stats() query failed (the outbox gauges were left out)",
+    registry=REGISTRY,
+)
+
+# genesis_outbox_* name → (outbox_stats() column, help). The first five are relay/metrics.py's gauges.
+OUTBOX_GAUGES: dict[str, tuple[str, str]] = {
+    "genesis_outbox_backlog": ("pending", "PENDING outbox rows"),
+    "genesis_outbox_blocked": ("blocked", "PENDING rows held behind a FAILED or retrying row of their session"),
+    "genesis_outbox_blocked_sessions": ("blocked_sessions", "Sessions whose publishing is held back"),
+    "genesis_outbox_failed": ("failed", "FAILED outbox rows waiting for an operator"),
+    "genesis_outbox_oldest_pending_age_seconds": ("oldest_pending_age_seconds", "Age of the oldest PENDING row"),
+    "genesis_outbox_claimed": ("claimed", "PENDING rows a relay holds a live claim on"),
+    "genesis_outbox_retrying": ("retrying", "PENDING rows with at least one failed publish attempt"),
+}
+STATS_TIMEOUT = 2.0
+
+# Set by the submit_command handler once the command type is known to be one of the catalogue's.
+COMMAND_TYPE = web.RequestKey("command_type", str)
+_SUBMIT_ROUTE = "submit_command"
+
+routes = web.RouteTableDef()
+
+
+@web.middleware
+async def metrics_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Counts every request by route name (never the raw path: ids would explode the series)."""
+    started = time.perf_counter()
+    try:
+        response = await handler(request)
+    except web.HTTPException as exc:
+        _record(request, exc.status, exc, started)
+        raise
+    except Exception:
+        _record(request, 500, None, started)
+        raise
+    _record(request, response.status, response, started)
+    return response
+
+
+def _record(request: web.Request, status: int, response: web.StreamResponse | None, started: float) -> None:
+    route = request.match_info.route.name or "unmatched"
+    REQUESTS.labels(route, request.method, str(status)).inc()
+    # An event stream's "latency" is how long the client stayed; it would drown the real figures.
+    if not (response is not None and response.content_type == "text/event-stream"):
+        REQUEST_SECONDS.labels(route).observe(time.perf_counter() - started)
+    if route == _SUBMIT_ROUTE:
+        _record_command(request, status, response)
+
+
+def _record_command(request: web.Request, status: int, response: web.StreamResponse | None) -> None:
+    command_type = request.get(COMMAND_TYPE)
+    if command_type not in commands.PAYLOADS:
+        command_type = "unknown"  # refused before the type was known; never a client's raw string
+    if status < 400:
+        replayed = response is not None and response.headers.get("Idempotent-Replayed") == "true"
+        COMMANDS.labels(command_type, "replayed" if replayed else "accepted", "").inc()
+        return
+    error_code = _error_code(response) or f"HTTP_{status}"
+    COMMANDS.labels(command_type, "refused", error_code).inc()
+    if error_code == "DUPLICATE_COMMAND":
+        DUPLICATES.labels(command_type).inc()
+
+
+def _error_code(response: web.StreamResponse | None) -> str | None:
+    """The error_code of the service's JSON error body (every refusal has one)."""
+    if not isinstance(response, web.Response) or not isinstance(response.body, bytes):
+        return None
+    try:
+        body = json.loads(response.body)
+    except ValueError:
+        return None
+    code = body.get("error_code") if isinstance(body, dict) else None
+    return code if isinstance(code, str) and code.isupper() and len(code) <= 64 else None
+
+
+@routes.get("/metrics", name="metrics")
+async def metrics_view(request: web.Request) -> web.Response:
+    outbox = b""
+    try:
+        async with asyncio.timeout(STATS_TIMEOUT):
+            stats = await request.app[state.POOL].fetchrow("SELECT * FROM outbox_stats()")
+    except Exception as exc:  # the API's own metrics are still worth serving without the database
+        STATS_ERRORS.inc()
+        log.warning("outbox_stats() failed on /metrics: %s", type(exc).__name__, extra={"fields": {"error": str(exc)}})
+    else:
+        if stats is not None:
+            outbox = outbox_exposition(dict(stats))
+    return web.Response(body=generate_latest(REGISTRY) + outbox, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+def outbox_exposition(stats: Mapping[str, float]) -> bytes:
+    """The outbox gauges as Prometheus text, read fresh from the database at each scrape."""
+    registry = CollectorRegistry(auto_describe=False)
+    for name, (column, documentation) in OUTBOX_GAUGES.items():
+        Gauge(name, documentation, registry=registry).set(stats[column])
+    return generate_latest(registry)

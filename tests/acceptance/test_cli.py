@@ -1,0 +1,155 @@
+"""The `genesis` console script, run the way an operator runs it: a real subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import jwt
+import pytest
+
+from tests.conftest import JWT_SECRET
+
+GENESIS = Path(sys.executable).parent / "genesis"
+
+
+def _env(**settings: str) -> dict[str, str]:
+    """A clean environment: nothing of the caller's service settings, only what the test gives."""
+    # COVERAGE_* lets coverage measure the subprocess when it is set up to (`patch = subprocess`).
+    keep = {
+        k: v
+        for k, v in os.environ.items()
+        if k in ("PATH", "HOME", "LANG", "TMPDIR", "PYTHONPATH") or k.startswith("COVERAGE_")
+    }
+    return {**keep, **settings}
+
+
+def _run(*args: str, **settings: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(GENESIS), *args], env=_env(**settings), capture_output=True, text=True, timeout=60, check=False
+    )
+
+
+def test_the_console_script_is_installed() -> None:
+    assert GENESIS.exists(), f"{GENESIS} missing: pip install -e . installs it"
+
+
+def test_migrate_twice(database_url: str) -> None:
+    for _ in range(2):
+        result = _run("migrate", DATABASE_URL=database_url)
+        assert result.returncode == 0, result.stderr
+        assert "installed" in result.stdout
+
+
+def test_token_prints_a_jwt_for_the_user() -> None:
+    result = _run("token", "--user", "bob", "--ttl", "120", JWT_SECRET=JWT_SECRET)
+    assert result.returncode == 0, result.stderr
+    token = result.stdout.strip()
+    claims = jwt.decode(token, JWT_SECRET, algorithms=["HS256"])
+    assert claims["sub"] == "bob"
+    assert 0 < claims["exp"] - time.time() <= 120
+
+
+def test_token_without_a_secret_or_with_a_bad_ttl_exits_2() -> None:
+    result = _run("token", "--user", "bob")
+    assert result.returncode == 2
+    assert "JWT_SECRET" in result.stderr
+    result = _run("token", "--user", "bob", "--ttl", "0", JWT_SECRET=JWT_SECRET)
+    assert result.returncode == 2
+    assert "--ttl" in result.stderr
+
+
+@pytest.mark.parametrize(("name", "value"), [("API_PORT", "abc"), ("RELAY_BATCH_SIZE", "0"), ("LOG_LEVEL", "LOUD")])
+def test_a_malformed_setting_exits_2_with_one_line_naming_it(name: str, value: str) -> None:
+    result = _run("migrate", DATABASE_URL="postgresql://127.0.0.1:1/x", **{name: value})
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert name in lines[0]
+    assert "Traceback" not in result.stderr
+
+
+def test_a_missing_database_url_exits_2_naming_it() -> None:
+    result = _run("migrate")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == ["genesis: DATABASE_URL is required but not set"]
+
+
+def test_no_command_and_no_service_type_exits_2_naming_service_type() -> None:
+    for settings in ({}, {"SERVICE_TYPE": "worker"}):
+        result = _run(**settings)
+        assert result.returncode == 2
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1, result.stderr
+        assert "SERVICE_TYPE" in lines[0]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def test_service_type_api_serves_healthz_and_stops_on_sigterm(database_url: str) -> None:
+    port = _free_port()
+    process = subprocess.Popen(
+        [str(GENESIS)],
+        env=_env(SERVICE_TYPE="api", DATABASE_URL=database_url, JWT_SECRET=JWT_SECRET, API_PORT=str(port)),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        body = None
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and process.poll() is None:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as response:
+                    body = json.loads(response.read())
+                    break
+            except OSError:
+                time.sleep(0.1)
+        assert body == {"status": "ok"}, "the API never answered /healthz"
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=5) as response:
+            assert json.loads(response.read())["status"] == "ok"
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=15) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        for stream in (process.stdout, process.stderr):
+            if stream is not None:
+                stream.close()
+
+
+def test_outbox_stats_prints_json(database_url: str) -> None:
+    result = _run("outbox", "stats", DATABASE_URL=database_url)
+    assert result.returncode == 0, result.stderr
+    stats = json.loads(result.stdout)
+    assert isinstance(stats, dict)
+    assert stats
+
+
+def test_outbox_operations_on_rows_that_do_not_exist(database_url: str) -> None:
+    result = _run("outbox", "requeue", "--all-failed", DATABASE_URL=database_url)
+    assert (result.returncode, result.stdout.strip()) == (0, "requeued 0 row(s)")
+    result = _run("outbox", "prune", "--older-than", "7d", DATABASE_URL=database_url)
+    assert result.returncode == 0, result.stderr
+    assert "pruned 0 SENT row(s)" in result.stdout
+    result = _run("outbox", "prune", "--older-than", "soon", DATABASE_URL=database_url)
+    assert result.returncode == 2
+    assert "invalid duration" in result.stderr
+    for args, why in ((("requeue", "--id", "999"), "FAILED"),
+                      (("discard", "--id", "999", "--reason", "gone"), "FAILED or unclaimed PENDING")):  # fmt: skip
+        result = _run("outbox", *args, DATABASE_URL=database_url)
+        assert result.returncode == 2, args
+        assert result.stderr.strip().splitlines() == [f"genesis: Outbox row 999 is not {why}"], result.stderr

@@ -1,0 +1,222 @@
+"""`make bench-relay`: how fast `genesis relay` drains the outbox, and how long an event takes from
+its commit to a consumer of the topic.
+
+1. Drain: BENCH_ROWS (50,000) PENDING rows, written through the SQL functions in bulk, drained by 1
+   and 2 replicas at RELAY_BATCH_SIZE 100 and 500 → events/s (from the commit that makes them
+   PENDING to the last one SENT; the topic's end offsets are checked to hold them all).
+2. Latency: ConfirmStage commands committed at BENCH_RATE (200) per second for BENCH_SECONDS (20),
+   commit → consumer receipt, p50/p99; with LISTEN/NOTIFY, then polling only (RELAY_LISTEN=false,
+   RELAY_POLL_INTERVAL=BENCH_POLL_INTERVAL, the contract's 5 s by default).
+
+PostgreSQL is DATABASE_URL's server when set, else an embedded one; the broker is
+KAFKA_BOOTSTRAP_SERVERS when set, else the local Tansu broker. Everything runs on this machine,
+so the figures include the broker, PostgreSQL and the load generator sharing its cores.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+
+from genesis import db
+from genesis.localservices import LocalBroker, LocalPostgres
+from genesis.migrate import migrate
+from tests.conftest import with_database
+from tests.relay_harness import STAGES, Pool, Rig, TopicConsumer, bulk_backlog, create_topic
+
+ROWS = int(os.environ.get("BENCH_ROWS", "50000"))
+RATE = float(os.environ.get("BENCH_RATE", "200"))
+SECONDS = float(os.environ.get("BENCH_SECONDS", "20"))
+POLL_INTERVAL = float(os.environ.get("BENCH_POLL_INTERVAL", "5"))
+PARTITIONS = 6
+# Production settings, not the tests' fast ones.
+RELAY: dict[str, Any] = {
+    "RELAY_POLL_INTERVAL": 5,
+    "RELAY_LEASE": 30,
+    "RELAY_PUBLISH_TIMEOUT": 5,
+    "LOG_LEVEL": "WARNING",
+}
+
+
+def say(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+@contextlib.asynccontextmanager
+async def services(workdir: Path) -> AsyncIterator[tuple[str, str]]:
+    postgres = broker = None
+    admin_url = os.environ.get("DATABASE_URL")
+    bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    try:
+        if not admin_url:
+            say("starting an embedded PostgreSQL …")
+            postgres = LocalPostgres(workdir / "pg")
+            admin_url = postgres.start()
+        if not bootstrap:
+            say("starting the local broker …")
+            broker = LocalBroker(log_path=workdir / "broker.log")
+            bootstrap = broker.start()
+        name = "genesis_bench_relay"
+        conn = await asyncpg.connect(admin_url)
+        try:
+            await conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+            await conn.execute(f"CREATE DATABASE {name}")
+        finally:
+            await conn.close()
+        dsn = with_database(admin_url, name)
+        await migrate(dsn, log=lambda _line: None)
+        yield dsn, bootstrap
+    finally:
+        if broker is not None:
+            broker.stop()
+        if postgres is not None:
+            postgres.stop()
+
+
+async def on_topic(bootstrap: str, topic: str, event_ids: set[str]) -> int:
+    """How many of the events a consumer finds on the topic (the local broker's end offsets lag)."""
+    consumer = TopicConsumer(bootstrap, topic)
+    await consumer.start()
+    try:
+        with contextlib.suppress(AssertionError):
+            await consumer.wait_for(event_ids, within=60)
+        return len(event_ids & consumer.event_ids())
+    finally:
+        await consumer.stop()
+
+
+async def pending(pool: Pool) -> int:
+    return int(await pool.fetchval("SELECT count(*) FROM event_outbox WHERE status = 'PENDING'"))
+
+
+async def wait_drained(pool: Pool, within: float) -> None:
+    deadline = time.monotonic() + within
+    while await pending(pool):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"still {await pending(pool)} PENDING after {within}s")
+        await asyncio.sleep(0.02)
+
+
+async def drain(rig: Rig, rows: int, replicas: int, batch: int) -> float:
+    """Events/s for `replicas` relays draining `rows` rows made PENDING in one commit."""
+    topic = f"bench-drain-{uuid.uuid4().hex[:8]}"
+    await create_topic(rig.bootstrap, topic, PARTITIONS)
+    relays = [await rig.start_relay(**RELAY, KAFKA_TOPIC=topic, RELAY_BATCH_SIZE=batch) for _ in range(replicas)]
+    try:
+        async with rig.pool.acquire() as conn, conn.transaction():
+            await conn.execute(
+                """UPDATE event_outbox SET status = 'PENDING', sent_at = NULL, attempts = 0, topic = $1,
+                          claim_token = NULL, claimed_until = NULL""",
+                topic,
+            )
+            await conn.execute("SELECT pg_notify('genesis_outbox_v1', '')")
+        started = time.perf_counter()
+        await wait_drained(rig.pool, within=600)
+        seconds = time.perf_counter() - started
+    finally:
+        await asyncio.gather(*(r.close() for r in relays))
+    event_ids = {str(r["event_id"]) for r in await rig.pool.fetch("SELECT event_id FROM event_outbox")}
+    found = await on_topic(rig.bootstrap, topic, event_ids)
+    assert found == rows, f"only {found} of {rows} events on {topic}"
+    await rig.pool.execute("VACUUM ANALYZE event_outbox")
+    return rows / seconds
+
+
+async def latency(rig: Rig, *, listen: bool) -> dict[str, float]:
+    """Commit → consumer receipt of ConfirmStage events committed at RATE per second."""
+    topic = f"bench-latency-{uuid.uuid4().hex[:8]}"
+    await create_topic(rig.bootstrap, topic, PARTITIONS)
+    commands = int(RATE * SECONDS)
+    pool = await db.create_pool(rig.database_url, application_name="bench", kafka_topic=topic, max_size=16)
+    consumer = TopicConsumer(rig.bootstrap, topic)
+    settings: dict[str, Any] = {**RELAY, "KAFKA_TOPIC": topic}
+    if not listen:
+        settings.update(RELAY_LISTEN="false", RELAY_POLL_INTERVAL=POLL_INTERVAL)
+    relay = await rig.start_relay(**settings)
+    try:
+        await consumer.start()
+        count = commands // len(STAGES) + 1
+        rows = await pool.fetch("SELECT create_session('bench') ->> 'id' AS id FROM generate_series(1, $1)", count)
+        sessions = [uuid.UUID(r["id"]) for r in rows]
+        await wait_drained(pool, within=60)  # their Created events are not measured
+        committed: dict[str, float] = {}
+
+        async def command(i: int) -> None:
+            session, stage = sessions[i % count], STAGES[i // count]
+            row = await pool.fetchrow(
+                "SELECT event_ids FROM submit_command($1, 'ConfirmStage', $2, 'bench')", session, {"stage": stage}
+            )
+            assert row is not None
+            now = time.time()
+            committed.update((str(e), now) for e in row["event_ids"])
+
+        started = time.perf_counter()
+        tasks = []
+        for i in range(commands):
+            await asyncio.sleep(max(0.0, started + i / RATE - time.perf_counter()))
+            tasks.append(asyncio.create_task(command(i)))
+        await asyncio.gather(*tasks)
+        achieved = commands / (time.perf_counter() - started)
+        await consumer.wait_for(set(committed), within=POLL_INTERVAL + 60)
+        received = {r.event_id: r.at for r in consumer.records}
+        ms = sorted((received[e] - t) * 1000 for e, t in committed.items())
+        cuts = statistics.quantiles(ms, n=100)
+        return {"rate": achieved, "events": len(ms), "p50": cuts[49], "p99": cuts[98], "max": ms[-1]}
+    finally:
+        await relay.close()
+        await consumer.stop()
+        await pool.close()
+
+
+async def main() -> None:
+    workdir = Path(tempfile.mkdtemp(prefix="bench-relay-"))
+    async with contextlib.AsyncExitStack() as stack:
+        stack.callback(shutil.rmtree, workdir, ignore_errors=True)  # the embedded PostgreSQL's files too
+        dsn, bootstrap = await stack.enter_async_context(services(workdir))
+        pool = await db.create_pool(dsn, application_name="bench", kafka_topic="bench", isolation="read committed")
+        rig = Rig(dsn, bootstrap, "bench", pool, TopicConsumer(bootstrap, "unused"), workdir)
+        try:
+            say(f"writing {ROWS} outbox rows through the SQL functions …")
+            started = time.perf_counter()
+            rows = await bulk_backlog(pool, sessions=ROWS // 5, rounds=5)
+            say(f"  {rows} rows in {time.perf_counter() - started:.1f}s")
+            await pool.execute("UPDATE event_outbox SET status = 'SENT', sent_at = now()")
+            await pool.execute("VACUUM ANALYZE event_outbox")
+            drained = []
+            for replicas, batch in ((1, 100), (1, 500), (2, 100), (2, 500)):
+                say(f"drain: {replicas} replica(s), batch {batch} …")
+                drained.append((replicas, batch, await drain(rig, rows, replicas, batch)))
+            timed = []
+            for listen in (True, False):
+                say(f"latency at {RATE:g}/s for {SECONDS:g}s, {'NOTIFY' if listen else 'polling only'} …")
+                timed.append((listen, await latency(rig, listen=listen)))
+        finally:
+            await rig.consumer.stop()  # never started; closed all the same
+            await pool.close()
+
+    print(f"drain of {rows} PENDING rows")
+    print(f"{'replicas':>9}{'batch':>7}{'events/s':>10}")
+    for replicas, batch, per_second in drained:
+        print(f"{replicas:>9}{batch:>7}{per_second:>10.0f}")
+    print(f"\ncommit → consumer latency, ConfirmStage at {RATE:g}/s for {SECONDS:g}s")
+    print(f"{'wake-up':<28}{'commands/s':>11}{'events':>8}{'p50 ms':>9}{'p99 ms':>9}{'max ms':>9}")
+    for listen, r in timed:
+        name = "LISTEN/NOTIFY" if listen else f"polling only ({POLL_INTERVAL:g} s)"
+        figures = f"{r['rate']:>11.0f}{r['events']:>8.0f}{r['p50']:>9.1f}{r['p99']:>9.1f}{r['max']:>9.1f}"
+        print(f"{name:<28}{figures}")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

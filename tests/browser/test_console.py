@@ -1,0 +1,181 @@
+"""The developer console in a real browser (Debian's chromium driven by Playwright) against the real API."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import re
+import shutil
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+from aiohttp import web
+
+from api.app import create_app
+from genesis import commands
+from genesis.settings import Settings
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+pytestmark = pytest.mark.skipif(
+    not os.access(CHROMIUM, os.X_OK), reason=f"no chromium at {CHROMIUM} (apt-get install -y chromium)"
+)
+pytest.importorskip("playwright.async_api", reason="playwright is not installed (pip install -e '.[dev]')")
+from playwright.async_api import Browser, Page, Request, async_playwright, expect  # noqa: E402
+
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+TIMEOUT_MS = 15_000  # generous: the machine is shared
+StartConsole = Callable[..., Awaitable[str]]
+
+
+@pytest.fixture
+async def start_console(settings: Settings, aiohttp_server: Callable[..., Any]) -> StartConsole:
+    """Serves the real API in development mode; returns the console's URL."""
+
+    async def start(**changes: Any) -> str:
+        app: web.Application = create_app(dataclasses.replace(settings, dev=True, **changes))
+        server = await aiohttp_server(app)
+        return str(server.make_url("/console"))
+
+    return start
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Browser]:
+    async with async_playwright() as playwright:
+        launched = await playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+        try:
+            yield launched
+        finally:
+            await launched.close()
+
+
+@pytest.fixture
+async def page(browser: Browser) -> AsyncIterator[Page]:
+    context = await browser.new_context(viewport={"width": 1400, "height": 1000})
+    context.set_default_timeout(TIMEOUT_MS)
+    expect.set_options(timeout=TIMEOUT_MS)
+    opened = await context.new_page()
+    problems: list[str] = []
+    opened.on("pageerror", lambda exc: problems.append(str(exc)))
+    yield opened
+    await context.close()
+    assert not problems, problems  # an uncaught error in the page's script fails the test
+
+
+async def _open_with_dev_token(page: Page, url: str) -> None:
+    await page.goto(url)
+    await expect(page.locator("body")).to_have_attribute("data-ready", "1")
+    await page.get_by_test_id("dev-token-button").click()
+    await expect(page.get_by_test_id("token-info")).to_contain_text("user (sub): dev-user")
+
+
+def _events(page: Page, event_type: str | None = None) -> Any:
+    selector = '[data-testid="event"]' + (f'[data-event-type="{event_type}"]' if event_type else "")
+    return page.locator(selector)
+
+
+async def test_a_developer_drives_a_session_from_the_console(
+    start_console: StartConsole, page: Page, tmp_path: Path
+) -> None:
+    await _open_with_dev_token(page, await start_console())
+    options = await page.get_by_test_id("command-type").locator("option").all_text_contents()
+    assert options == list(commands.EXAMPLES)  # the catalogue comes from the server
+
+    await page.get_by_test_id("create-session").click()
+    await expect(page.get_by_test_id("result-status")).to_have_text("201")
+    await expect(page.get_by_test_id("session-stage")).to_have_text("CONCEPT_SELECTION")
+    await expect(page.get_by_test_id("stream-state")).to_have_text("live")
+    await expect(_events(page, "Genesis.Session.Created")).to_have_count(1)
+
+    await page.get_by_test_id("command-type").select_option("RequestConceptGeneration")
+    example = json.dumps(commands.EXAMPLES["RequestConceptGeneration"], indent=2)
+    await expect(page.get_by_test_id("payload-editor")).to_have_value(example)
+    await page.get_by_test_id("send-command").click()
+    await expect(page.get_by_test_id("result-status")).to_have_text("202")
+    await expect(page.get_by_test_id("result-headers")).to_contain_text("Location: /genesis/sessions/")
+    requested = _events(page, "Genesis.Session.ConceptGenerationRequested")
+    await expect(requested).to_have_count(1)
+
+    await page.get_by_test_id("send-command").click()  # the same again, while the first is pending
+    await expect(page.get_by_test_id("result-status")).to_have_text("409")
+    await expect(page.get_by_test_id("result-body")).to_contain_text('"error_code": "DUPLICATE_COMMAND"')
+    await expect(page.get_by_test_id("result-body")).to_contain_text('"message": "Command already processing"')
+
+    await page.get_by_test_id("command-type").select_option("ConfirmStage")
+    await expect(page.get_by_test_id("payload-editor")).to_have_value(re.compile('"stage": "CONCEPT_SELECTION"'))
+    await page.get_by_test_id("send-command").click()
+    await expect(page.get_by_test_id("result-status")).to_have_text("200")
+    await expect(page.get_by_test_id("session-stage")).to_have_text("STORY_CONCEPTION")
+    confirmed = _events(page, "Genesis.Session.StageConfirmed")
+    await expect(confirmed).to_have_count(1)
+
+    # The fields a frontend developer needs: order, per-session version, and what caused each event.
+    await expect(_events(page)).to_have_count(3)
+    versions = [await e.locator('[data-field="aggregate_version"]').inner_text() for e in await _events(page).all()]
+    assert versions == ["v1", "v2", "v3"]
+    sequences = [int(await e.get_attribute("data-sequence") or 0) for e in await _events(page).all()]
+    assert sequences == sorted(set(sequences))
+    cause = await confirmed.locator('[data-field="causation_id"]').get_attribute("title")
+    assert cause == await requested.locator('[data-field="event_id"]').get_attribute("title")
+    await expect(page.get_by_test_id("session-version")).to_have_text("3")
+
+    await page.screenshot(path=tmp_path / "console.png", full_page=True)
+    assert (tmp_path / "console.png").stat().st_size > 0
+
+
+async def test_the_stream_resumes_with_last_event_id_after_the_server_ends_it(
+    start_console: StartConsole, page: Page, conn: asyncpg.Connection[Any]
+) -> None:
+    await _open_with_dev_token(page, await start_console(sse_buffer=2))
+    streams: list[Request] = []
+    page.on("request", lambda r: streams.append(r) if r.url.endswith("/events/stream") else None)
+    await page.get_by_test_id("create-session").click()
+    await expect(page.get_by_test_id("stream-state")).to_have_text("live")
+    await expect(_events(page)).to_have_count(1)
+    session_id = uuid.UUID(await page.get_by_test_id("session-id").inner_text())
+
+    async with conn.transaction():  # one burst of 10 events: more than the stream's buffer of 2
+        for i in range(5):
+            row = await conn.fetchrow(
+                "SELECT * FROM submit_command($1, 'SubmitFeedback', $2, 'dev-user')", session_id, {"feedback": f"{i}"}
+            )
+            assert row is not None
+            await conn.execute("SELECT * FROM complete_command($1, 'COMPLETED', '{}')", row["command_id"])
+
+    await expect(page.get_by_test_id("stream-note")).to_have_count(1)  # the server's `event: overflow`
+    await expect(_events(page)).to_have_count(11)
+    await expect(page.get_by_test_id("stream-state")).to_have_text("live")
+    versions = [await e.locator('[data-field="aggregate_version"]').inner_text() for e in await _events(page).all()]
+    assert versions == [f"v{n}" for n in range(1, 12)]  # each once, in order
+    assert len(streams) >= 2
+    first_headers, resumed_headers = await streams[0].all_headers(), await streams[1].all_headers()
+    assert "last-event-id" not in first_headers
+    assert int(resumed_headers["last-event-id"]) >= int(await _events(page).first.get_attribute("data-sequence") or 0)
+    assert resumed_headers["authorization"].startswith("Bearer ")
+
+
+async def test_without_dev_mode_the_console_says_how_to_get_a_token(
+    settings: Settings, aiohttp_server: Callable[..., Any], page: Page
+) -> None:
+    server = await aiohttp_server(create_app(settings))
+    await page.goto(str(server.make_url("/console")))
+    await expect(page.locator("body")).to_have_attribute("data-ready", "1")
+    await page.get_by_test_id("dev-token-button").click()
+    await expect(page.get_by_test_id("dev-token-status")).to_contain_text("genesis token --user")
+    await expect(page.get_by_test_id("dev-token-button")).to_be_disabled()
+    await page.get_by_test_id("create-session").click()  # no token: the API's own answer is shown
+    await expect(page.get_by_test_id("result-status")).to_have_text("401")
+    await expect(page.get_by_test_id("result-body")).to_contain_text("UNAUTHORIZED")

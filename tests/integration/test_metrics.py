@@ -1,0 +1,246 @@
+"""The API's /metrics after real traffic, and request ids from header to response, event and log line.
+
+The Prometheus registry is process-wide, so the counter tests compare a scrape before with one after.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import asyncpg
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient
+from prometheus_client.parser import text_string_to_metric_families
+
+from genesis.logs import JsonFormatter
+
+Client = TestClient[web.Request, web.Application]
+Auth = Callable[..., dict[str, str]]
+Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
+
+
+async def scrape(client: Client) -> Samples:
+    response = await client.get("/metrics")
+    assert response.status == 200
+    assert response.content_type == "text/plain"
+    samples: Samples = {}
+    for family in text_string_to_metric_families(await response.text()):
+        for sample in family.samples:
+            samples[sample.name, frozenset(sample.labels.items())] = sample.value
+    return samples
+
+
+def value(samples: Samples, name: str, **labels: str) -> float:
+    return samples.get((name, frozenset(labels.items())), 0.0)
+
+
+def moved(before: Samples, after: Samples, name: str, **labels: str) -> float:
+    return value(after, name, **labels) - value(before, name, **labels)
+
+
+async def test_commands_are_counted_by_type_and_outcome(client: Client, auth: Auth, session_id: str) -> None:
+    url = f"/genesis/sessions/{session_id}/commands"
+    concepts = {"command_type": "RequestConceptGeneration", "payload": {}}
+    before = await scrape(client)
+
+    first = await client.post(url, json=concepts, headers={**auth(), "Idempotency-Key": "k-1"})
+    replay = await client.post(url, json=concepts, headers={**auth(), "Idempotency-Key": "k-1"})
+    duplicate = await client.post(url, json=concepts, headers=auth())
+    wrong_stage = await client.post(
+        url, json={"command_type": "ConfirmStage", "payload": {"stage": "WORLDVIEW"}}, headers=auth()
+    )
+    unknown = await client.post(url, json={"command_type": "Bogus<script>", "payload": {}}, headers=auth())
+    missing = await client.get("/no/such/path")
+    statuses = [r.status for r in (first, replay, duplicate, wrong_stage, unknown, missing)]
+    assert statuses == [202, 202, 409, 409, 422, 404]
+    assert replay.headers["Idempotent-Replayed"] == "true"
+
+    after = await scrape(client)
+    commands = "genesis_api_commands_total"
+    concept = "RequestConceptGeneration"
+    assert moved(before, after, commands, command_type=concept, outcome="accepted", error_code="") == 1
+    assert moved(before, after, commands, command_type=concept, outcome="replayed", error_code="") == 1
+    assert moved(before, after, commands, command_type=concept, outcome="refused", error_code="DUPLICATE_COMMAND") == 1
+    assert moved(before, after, "genesis_api_duplicate_commands_total", command_type=concept) == 1
+    assert (
+        moved(before, after, commands, command_type="ConfirmStage", outcome="refused", error_code="STAGE_CONFLICT") == 1
+    )
+    # A type outside the catalogue is never a label value of its own (series would be unbounded).
+    assert moved(before, after, commands, command_type="unknown", outcome="refused", error_code="UNKNOWN_COMMAND") == 1
+    assert not any("Bogus" in str(labels) for _, labels in after)
+
+    requests = "genesis_api_requests_total"
+    assert moved(before, after, requests, route="submit_command", method="POST", status="202") == 2
+    assert moved(before, after, requests, route="submit_command", method="POST", status="409") == 2
+    assert moved(before, after, requests, route="submit_command", method="POST", status="422") == 1
+    assert moved(before, after, requests, route="unmatched", method="GET", status="404") == 1
+    assert moved(before, after, requests, route="metrics", method="GET", status="200") == 1  # the first scrape
+    assert moved(before, after, "genesis_api_request_seconds_count", route="submit_command") == 5
+    assert value(after, "genesis_api_request_seconds_bucket", route="submit_command", le="+Inf") == value(
+        after, "genesis_api_request_seconds_count", route="submit_command"
+    )
+
+
+async def test_auth_refusals_are_counted_with_their_status(client: Client, session_id: str) -> None:
+    before = await scrape(client)
+    response = await client.post(
+        f"/genesis/sessions/{session_id}/commands", json={"command_type": "RequestConceptGeneration", "payload": {}}
+    )
+    assert response.status == 401
+    after = await scrape(client)
+    assert moved(before, after, "genesis_api_requests_total", route="submit_command", method="POST", status="401") == 1
+    refused = {"command_type": "unknown", "outcome": "refused", "error_code": "UNAUTHORIZED"}
+    assert moved(before, after, "genesis_api_commands_total", **refused) == 1
+
+
+async def test_outbox_gauges_come_from_outbox_stats(
+    client: Client, auth: Auth, session_id: str, conn: asyncpg.Connection[Any]
+) -> None:
+    other = await client.post("/genesis/sessions", headers=auth())
+    assert other.status == 201
+    command = await client.post(
+        f"/genesis/sessions/{session_id}/commands",
+        json={"command_type": "RequestConceptGeneration", "payload": {}},
+        headers=auth(),
+    )
+    assert command.status == 202
+    # Two sessions: `session_id` has Created + ConceptGenerationRequested, the other one Created.
+    samples = await scrape(client)
+    assert value(samples, "genesis_outbox_backlog") == 3
+    assert value(samples, "genesis_outbox_failed") == 0
+    assert value(samples, "genesis_outbox_blocked") == 0
+    assert value(samples, "genesis_outbox_oldest_pending_age_seconds") > 0
+
+    # The session's first row fails for good: its second row is blocked behind it.
+    claimed = await conn.fetch("SELECT id, key, claim_token FROM claim_outbox(10)")
+    head = min(r["id"] for r in claimed if r["key"] == session_id)
+    await conn.fetchval("SELECT release_outbox($1, $2)", claimed[0]["claim_token"], [r["id"] for r in claimed])
+    claimed = await conn.fetch("SELECT id, claim_token FROM claim_outbox(1)")
+    assert [r["id"] for r in claimed] == [head]
+    await conn.fetchval("SELECT mark_outbox_failed($1, $2, 'KafkaError: boom')", claimed[0]["claim_token"], [head])
+
+    samples = await scrape(client)
+    assert value(samples, "genesis_outbox_backlog") == 2
+    assert value(samples, "genesis_outbox_failed") == 1
+    assert value(samples, "genesis_outbox_blocked") == 1
+    assert value(samples, "genesis_outbox_blocked_sessions") == 1
+    stats = await conn.fetchrow("SELECT * FROM outbox_stats()")
+    assert stats is not None
+    assert value(samples, "genesis_outbox_retrying") == stats["retrying"]
+    assert value(samples, "genesis_outbox_claimed") == stats["claimed"]
+
+
+async def test_metrics_are_served_without_outbox_gauges_when_stats_fail(
+    client: Client, conn: asyncpg.Connection[Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    before = await scrape(client)
+    assert value(before, "genesis_outbox_backlog") == 0
+    assert ("genesis_outbox_backlog", frozenset()) in before
+    await conn.execute("DROP FUNCTION outbox_stats()")  # a fresh database of this test's own
+    after = await scrape(client)
+    assert ("genesis_outbox_backlog", frozenset()) not in after
+    assert moved(before, after, "genesis_api_outbox_stats_errors_total") == 1
+    assert any("outbox_stats() failed" in r.getMessage() for r in caplog.records)
+
+
+async def test_relay_and_api_expose_the_same_outbox_gauge_names() -> None:
+    from api.metrics import OUTBOX_GAUGES
+    from relay import metrics as relay_metrics
+
+    relay_names = {
+        family.name
+        for gauge in (
+            relay_metrics.BACKLOG,
+            relay_metrics.BLOCKED,
+            relay_metrics.BLOCKED_SESSIONS,
+            relay_metrics.FAILED_ROWS,
+            relay_metrics.OLDEST_PENDING,
+        )
+        for family in gauge.describe()
+    }
+    assert relay_names <= set(OUTBOX_GAUGES)
+
+
+# --- request ids -------------------------------------------------------------------------------
+
+
+def json_lines(caplog: pytest.LogCaptureFixture) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in caplog.text.splitlines() if line.startswith("{")]
+
+
+@pytest.fixture
+def json_logs(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
+    """caplog formatting each line when it is emitted, inside the request's context, as production does."""
+    caplog.set_level(logging.INFO, logger="genesis")
+    caplog.handler.setFormatter(JsonFormatter())
+    return caplog
+
+
+async def test_a_given_request_id_is_echoed_stored_and_logged(
+    client: Client, auth: Auth, conn: asyncpg.Connection[Any], json_logs: pytest.LogCaptureFixture
+) -> None:
+    request_id = f"req-{uuid.uuid4().hex[:8]}.a:1"
+    created = await client.post("/genesis/sessions", headers={**auth(), "X-Request-ID": request_id})
+    assert created.status == 201
+    assert created.headers["X-Request-ID"] == request_id
+    session_id = (await created.json())["id"]
+    command = await client.post(
+        f"/genesis/sessions/{session_id}/commands",
+        json={"command_type": "RequestConceptGeneration", "payload": {}},
+        headers={**auth(), "X-Request-ID": request_id},
+    )
+    assert command.status == 202
+    assert command.headers["X-Request-ID"] == request_id
+
+    rows = await conn.fetch(
+        "SELECT event_type, metadata FROM domain_events WHERE aggregate_id = $1 ORDER BY id", uuid.UUID(session_id)
+    )
+    assert [r["event_type"] for r in rows] == [
+        "Genesis.Session.Created",
+        "Genesis.Session.ConceptGenerationRequested",
+    ]
+    assert all(r["metadata"]["request_id"] == request_id for r in rows)
+    assert all(r["metadata"]["source_service"] == "genesis-api" for r in rows)
+
+    lines = {line["message"]: line for line in json_lines(json_logs)}
+    assert lines["session created"]["request_id"] == request_id
+    accepted = lines["command accepted"]
+    assert accepted["request_id"] == request_id
+    assert accepted["command_id"] == accepted["correlation_id"] == (await command.json())["command_id"]
+
+
+@pytest.mark.parametrize("given", [None, "", "has spaces", "x" * 129, "ünïcode"])
+async def test_a_missing_or_unusable_request_id_is_replaced_by_a_generated_one(
+    client: Client, auth: Auth, conn: asyncpg.Connection[Any], json_logs: pytest.LogCaptureFixture, given: str | None
+) -> None:
+    headers = auth() if given is None else {**auth(), "X-Request-ID": given}
+    created = await client.post("/genesis/sessions", headers=headers)
+    assert created.status == 201
+    request_id = created.headers["X-Request-ID"]
+    assert str(uuid.UUID(request_id)) == request_id
+    metadata = await conn.fetchval(
+        "SELECT metadata FROM domain_events WHERE aggregate_id = $1", uuid.UUID((await created.json())["id"])
+    )
+    assert metadata["request_id"] == request_id
+    assert [line["request_id"] for line in json_lines(json_logs) if line["message"] == "session created"] == [
+        request_id
+    ]
+
+
+async def test_each_request_gets_its_own_id_and_errors_echo_it(client: Client, auth: Auth) -> None:
+    ids = set()
+    for _ in range(3):
+        response = await client.get("/healthz")
+        ids.add(response.headers["X-Request-ID"])
+    assert len(ids) == 3
+    refused = await client.post("/genesis/sessions", headers={"X-Request-ID": "refused-1"})
+    assert refused.status == 401
+    assert refused.headers["X-Request-ID"] == "refused-1"
+    missing = await client.get("/nowhere", headers={"X-Request-ID": "missing-1"})
+    assert missing.status == 404
+    assert missing.headers["X-Request-ID"] == "missing-1"

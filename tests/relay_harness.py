@@ -1,0 +1,398 @@
+"""What the relay tests drive: `genesis relay` replicas as subprocesses, a consumer of the topic, and
+the command path as psql drives it (network faults: tests/relay_proxy.py). All of it runs in the
+test's event loop, so tests must not block it."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import shutil
+import signal
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import IO, Any, TypeAlias
+
+import aiohttp
+import asyncpg
+from aiokafka import AIOKafkaConsumer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.structs import TopicPartition
+
+from genesis import db
+from genesis.localservices import free_port
+
+STAGES = ("CONCEPT_SELECTION", "STORY_CONCEPTION", "WORLDVIEW", "CHARACTERS", "PLOT_OUTLINE")
+USER = "relay-tester"
+# Fast enough for tests, slow enough not to spin on a loaded 2-core machine.
+TEST_RELAY_SETTINGS = {
+    "RELAY_POLL_INTERVAL": "1",
+    "RELAY_BATCH_SIZE": "100",
+    "RELAY_LEASE": "5",
+    "RELAY_RETRY_BASE_DELAY": "0.2",
+    "RELAY_PUBLISH_TIMEOUT": "2",
+    "RELAY_SWEEP_INTERVAL": "600",
+    "LOG_LEVEL": "INFO",
+}
+
+
+def genesis_command() -> str:
+    """The console script of the environment running the tests."""
+    beside = Path(sys.executable).with_name("genesis")
+    return str(beside) if beside.exists() else (shutil.which("genesis") or "genesis")
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], *, within: float, what: str, every: float = 0.05) -> None:
+    deadline = time.monotonic() + within
+    while not await check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {within}s: {what}")
+        await asyncio.sleep(every)
+
+
+# --- the topic --------------------------------------------------------------------------------------
+
+
+async def create_topic(bootstrap: str, topic: str, partitions: int = 3) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10_000)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(topic, partitions, 1)])
+    finally:
+        await admin.close()
+
+
+@dataclass(frozen=True)
+class Received:
+    partition: int
+    offset: int
+    key: str
+    value: dict[str, Any]
+    headers: dict[str, str]
+    at: float  # time.time() when the consumer got it
+
+    @property
+    def event_id(self) -> str:
+        return str(self.value["event_id"])
+
+
+class TopicConsumer:
+    """Reads a whole topic from the beginning, without a consumer group, into `records`."""
+
+    def __init__(self, bootstrap: str, topic: str) -> None:
+        self.topic = topic
+        self.records: list[Received] = []
+        self._consumer = AIOKafkaConsumer(
+            bootstrap_servers=bootstrap,
+            group_id=None,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            fetch_max_wait_ms=20,
+            request_timeout_ms=10_000,
+        )
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        await self._consumer.start()
+        partitions: set[int] | None = None
+        for _ in range(100):
+            partitions = self._consumer.partitions_for_topic(self.topic)
+            if partitions:
+                break
+            await self._consumer._client.force_metadata_update()
+            await asyncio.sleep(0.1)
+        assert partitions, f"topic {self.topic} has no partitions"
+        assignment = [TopicPartition(self.topic, p) for p in sorted(partitions)]
+        self._consumer.assign(assignment)
+        await self._consumer.seek_to_beginning(*assignment)
+        self._task = asyncio.create_task(self._read())
+
+    async def _read(self) -> None:
+        while True:
+            batches = await self._consumer.getmany(timeout_ms=100)
+            now = time.time()
+            for messages in batches.values():
+                for m in messages:
+                    self.records.append(
+                        Received(
+                            partition=m.partition,
+                            offset=m.offset,
+                            key=m.key.decode(),
+                            value=json.loads(m.value),
+                            headers={k: v.decode() for k, v in m.headers},
+                            at=now,
+                        )
+                    )
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await self._consumer.stop()
+
+    def event_ids(self) -> set[str]:
+        return {r.event_id for r in self.records}
+
+    def received(self, event_id: str) -> Received:
+        return next(r for r in self.records if r.event_id == event_id)
+
+    async def wait_for(self, event_ids: set[str], within: float) -> None:
+        async def arrived() -> bool:
+            return event_ids <= self.event_ids()
+
+        await eventually(arrived, within=within, what=f"{len(event_ids - self.event_ids())} event(s) to arrive")
+
+    def first_seen(self) -> dict[str, list[str]]:
+        """Per key, the event ids in the order they first reached the topic (duplicates dropped)."""
+        order: dict[str, list[str]] = {}
+        for r in sorted(self.records, key=lambda r: (r.partition, r.offset)):
+            seen = order.setdefault(r.key, [])
+            if r.event_id not in seen:
+                seen.append(r.event_id)
+        return order
+
+
+# --- relay replicas -----------------------------------------------------------------------------
+
+
+class Relay:
+    """One `genesis relay` subprocess; its JSON log lines go to `log_path`."""
+
+    def __init__(self, env: Mapping[str, str], log_path: Path) -> None:
+        self.metrics_port = int(env["RELAY_METRICS_PORT"])
+        self.env = dict(env)
+        self.log_path = log_path
+        self.process: asyncio.subprocess.Process | None = None
+        self._log: IO[bytes] | None = None
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+    async def start(self) -> Relay:
+        self._log = self.log_path.open("ab")
+        self.process = await asyncio.create_subprocess_exec(
+            genesis_command(), "relay", env=self.env, stdout=asyncio.subprocess.DEVNULL, stderr=self._log
+        )
+        return self
+
+    async def http(self, path: str) -> tuple[int, str]:
+        async with (
+            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session,
+            session.get(f"http://127.0.0.1:{self.metrics_port}{path}") as response,
+        ):
+            return response.status, await response.text()
+
+    async def readyz(self) -> int:
+        try:
+            status, _ = await self.http("/readyz")
+        except aiohttp.ClientError:
+            return 0
+        return status
+
+    async def wait_ready(self, within: float = 30) -> Relay:
+        async def ready() -> bool:
+            assert self.process is not None
+            assert self.process.returncode is None, self.failure()
+            return await self.readyz() == 200
+
+        await eventually(ready, within=within, what=f"relay {self.pid} ready", every=0.1)
+        return self
+
+    async def metric(self, name: str) -> float:
+        _, text = await self.http("/metrics")
+        for line in text.splitlines():
+            if line.startswith(name + " ") or line.startswith(name + "{"):
+                return float(line.rsplit(" ", 1)[1])
+        raise AssertionError(f"no metric {name}")
+
+    def kill(self) -> None:
+        """SIGKILL: no chance to settle or release anything."""
+        os.kill(self.pid, signal.SIGKILL)
+
+    async def terminate(self, within: float = 15) -> tuple[int, float]:
+        """SIGTERM; returns the exit code and how long the relay took to exit."""
+        assert self.process is not None
+        started = time.monotonic()
+        self.process.send_signal(signal.SIGTERM)
+        code = await asyncio.wait_for(self.process.wait(), within)
+        return code, time.monotonic() - started
+
+    async def close(self) -> None:
+        if self.process is not None and self.process.returncode is None:
+            with contextlib.suppress(ProcessLookupError, TimeoutError):
+                await self.terminate(within=12)  # graceful, so coverage data gets written
+            if self.process.returncode is None:
+                self.kill()
+                await self.process.wait()
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+    def logs(self) -> list[dict[str, Any]]:
+        lines = []
+        for raw in self.log_path.read_text(errors="replace").splitlines():
+            with contextlib.suppress(ValueError):
+                line = json.loads(raw)
+                if isinstance(line, dict):
+                    line["at"] = datetime.fromisoformat(line["ts"]).timestamp()
+                    lines.append(line)
+        return lines
+
+    def failure(self) -> str:
+        code = self.process.returncode if self.process else None
+        return f"relay exited with {code}; log tail:\n{self.log_path.read_text(errors='replace')[-3000:]}"
+
+
+@dataclass
+class Rig:
+    """One test's relay world: a topic of its own, a writer pool, a consumer and the replicas."""
+
+    database_url: str
+    bootstrap: str
+    topic: str
+    pool: asyncpg.Pool[Any]
+    consumer: TopicConsumer
+    workdir: Path
+    relays: list[Relay] = field(default_factory=list)
+
+    def env(self, **settings: object) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("RELAY_", "KAFKA_", "DATABASE_URL"))}
+        env.pop("LISTEN_DATABASE_URL", None)
+        env.update(TEST_RELAY_SETTINGS)
+        env.update(
+            DATABASE_URL=self.database_url,
+            KAFKA_BOOTSTRAP_SERVERS=self.bootstrap,
+            KAFKA_TOPIC=self.topic,
+            RELAY_METRICS_PORT=str(free_port()),
+            API_HOST="127.0.0.1",
+        )
+        env.update({k: str(v) for k, v in settings.items()})
+        return env
+
+    async def start_relay(self, *, ready: bool = True, **settings: object) -> Relay:
+        relay = Relay(self.env(**settings), self.workdir / f"relay-{len(self.relays)}.log")
+        self.relays.append(relay)
+        await relay.start()
+        return await relay.wait_ready() if ready else relay
+
+    async def cli(self, *args: str) -> tuple[int, str, str]:
+        """`genesis ARGS…` as an operator runs it; returns (exit code, stdout, stderr)."""
+        process = await asyncio.create_subprocess_exec(
+            genesis_command(), *args, env=self.env(), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+        )
+        out, err = await asyncio.wait_for(process.communicate(), 60)
+        assert process.returncode is not None
+        return process.returncode, out.decode(), err.decode()
+
+
+@contextlib.asynccontextmanager
+async def open_rig(database_url: str, bootstrap: str, workdir: Path, *, partitions: int = 3) -> AsyncIterator[Rig]:
+    topic = f"relay-test-{uuid.uuid4().hex[:10]}"
+    await create_topic(bootstrap, topic, partitions)
+    # Events written through this pool land on the test's topic (submit_command reads the setting).
+    pool = await db.create_pool(
+        database_url, application_name="relay-test", kafka_topic=topic, max_size=10, isolation="read committed"
+    )
+    consumer = TopicConsumer(bootstrap, topic)
+    try:
+        await consumer.start()
+        rig = Rig(database_url, bootstrap, topic, pool, consumer, workdir)
+        try:
+            yield rig
+        finally:
+            await asyncio.gather(*(r.close() for r in rig.relays))
+    finally:
+        await consumer.stop()
+        await pool.close()
+
+
+# --- the command path, as psql would drive it ----------------------------------------------------
+
+Pool: TypeAlias = "asyncpg.Pool[Any]"
+
+
+async def new_session(pool: Pool, user: str = USER) -> str:
+    session = await pool.fetchval("SELECT create_session($1)", user)
+    return str(session["id"])
+
+
+async def submit(pool: Pool, session_id: str, command_type: str, payload: dict[str, Any], user: str = USER) -> str:
+    row = await pool.fetchrow(
+        "SELECT * FROM submit_command($1, $2, $3, $4)", uuid.UUID(session_id), command_type, payload, user
+    )
+    assert row is not None
+    return str(row["command_id"])
+
+
+async def complete(pool: Pool, command_id: str, outcome: str = "COMPLETED") -> None:
+    await pool.execute("SELECT * FROM complete_command($1, $2, $3)", uuid.UUID(command_id), outcome, {"ok": True})
+
+
+async def whole_story(pool: Pool, user: str = USER, *, pause: float = 0.0) -> str:
+    """A session through every kind of command: 11 events, each its own transaction."""
+    session_id = await new_session(pool, user)
+    await complete(pool, await submit(pool, session_id, "RequestConceptGeneration", {"count": 2}, user))
+    await asyncio.sleep(pause)
+    await complete(pool, await submit(pool, session_id, "SubmitFeedback", {"feedback": "darker"}, user), "FAILED")
+    for stage in STAGES:
+        await asyncio.sleep(pause)
+        await submit(pool, session_id, "ConfirmStage", {"stage": stage, "data": {"note": stage}}, user)
+    return session_id
+
+
+async def events_by_session(pool: Pool) -> dict[str, list[str]]:
+    """Every committed event id, per session, in aggregate_version order."""
+    rows = await pool.fetch(
+        """SELECT aggregate_id::text AS s, event_id::text AS e FROM domain_events
+            ORDER BY aggregate_id, aggregate_version"""
+    )
+    order: dict[str, list[str]] = {}
+    for r in rows:
+        order.setdefault(r["s"], []).append(r["e"])
+    return order
+
+
+async def outbox_status(pool: Pool) -> dict[str, int]:
+    rows = await pool.fetch("SELECT status, count(*)::int AS n FROM event_outbox GROUP BY status")
+    return {r["status"]: r["n"] for r in rows}
+
+
+async def claimed(pool: Pool) -> int:
+    return int(await pool.fetchval("SELECT count(*) FROM event_outbox WHERE claim_token IS NOT NULL"))
+
+
+async def all_sent(pool: Pool) -> bool:
+    return bool(await pool.fetchval("SELECT NOT EXISTS (SELECT 1 FROM event_outbox WHERE status <> 'SENT')"))
+
+
+BACKLOG_STEPS: tuple[tuple[str, dict[str, Any]], ...] = (
+    ("RequestConceptGeneration", {"count": 1}),
+    ("ConfirmStage", {"stage": "CONCEPT_SELECTION"}),
+    ("SubmitFeedback", {"feedback": "more"}),
+    ("ConfirmStage", {"stage": "STORY_CONCEPTION"}),
+)
+
+
+async def bulk_backlog(pool: Pool, sessions: int, rounds: int = 5, user: str = USER) -> int:
+    """`sessions` new sessions with `rounds` (1-5) events each, through the SQL functions but one
+    statement per round, so the sessions' rows interleave. Returns how many outbox rows it added."""
+    ids = [
+        r["id"]
+        for r in await pool.fetch(
+            "SELECT (create_session($1) ->> 'id')::uuid AS id FROM generate_series(1, $2)", user, sessions
+        )
+    ]
+    for command_type, payload in BACKLOG_STEPS[: rounds - 1]:
+        await pool.execute(
+            "SELECT count(*) FROM unnest($4::uuid[]) s, submit_command(s, $1, $2, $3)", command_type, payload, user, ids
+        )
+    return sessions * rounds

@@ -1,0 +1,117 @@
+"""Settings: defaults, and one clear SettingsError naming each malformed setting."""
+
+from __future__ import annotations
+
+import pytest
+
+from genesis.settings import Settings, SettingsError
+
+
+def test_defaults_when_the_environment_says_nothing() -> None:
+    settings = Settings.from_env({})
+    assert settings == Settings()
+    assert (settings.api_host, settings.api_port, settings.kafka_topic) == ("127.0.0.1", 8000, "domain-events")
+    assert (settings.relay_poll_interval, settings.relay_batch_size) == (5.0, 100)
+    assert (settings.relay_max_retries, settings.relay_retry_base_delay) == (3, 1.0)
+    assert settings.jwt_algorithms == ("HS256",)
+    assert settings.command_timeout == 900.0
+    assert settings.relay_retention == 7 * 86400.0
+    assert (settings.log_level, settings.cors_origins, settings.dev) == ("INFO", (), False)
+    assert settings.kafka_enable_idempotence is False
+
+
+def test_blank_values_count_as_unset() -> None:
+    assert Settings.from_env({"API_PORT": "  ", "KAFKA_TOPIC": "", "JWT_ALGORITHMS": ""}) == Settings()
+
+
+def test_values_are_parsed() -> None:
+    settings = Settings.from_env(
+        {
+            "DATABASE_URL": "postgresql://db/genesis",
+            "KAFKA_BOOTSTRAP_SERVERS": "k1:9092,k2:9092",
+            "KAFKA_ENABLE_IDEMPOTENCE": "yes",
+            "JWT_ALGORITHMS": "RS256, ES256",
+            "API_PORT": " 8080 ",
+            "RELAY_POLL_INTERVAL": "0.5",
+            "RELAY_MAX_RETRIES": "0",
+            "LOG_LEVEL": "debug",
+            "CORS_ORIGINS": "http://a.test, http://b.test,",
+            "GENESIS_DEV": "off",
+        }
+    )
+    assert settings.database_url == "postgresql://db/genesis"
+    assert settings.listen_database_url == "postgresql://db/genesis"  # defaults to DATABASE_URL
+    assert settings.kafka_enable_idempotence is True
+    assert settings.jwt_algorithms == ("RS256", "ES256")
+    assert settings.api_port == 8080
+    assert settings.relay_poll_interval == 0.5
+    assert settings.relay_max_retries == 0
+    assert settings.log_level == "DEBUG"
+    assert settings.cors_origins == ("http://a.test", "http://b.test")
+    assert settings.dev is False
+
+
+def test_listen_database_url_can_differ() -> None:
+    settings = Settings.from_env(
+        {"DATABASE_URL": "postgresql://pgbouncer/x", "LISTEN_DATABASE_URL": "postgresql://pg/x"}
+    )
+    assert settings.listen_database_url == "postgresql://pg/x"
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("API_PORT", "abc"),
+        ("API_PORT", "70000"),
+        ("API_PORT", "-1"),
+        ("RELAY_METRICS_PORT", "http"),
+        ("DB_POOL_MAX", "0"),
+        ("DB_POOL_MAX", "2.5"),
+        ("RELAY_POLL_INTERVAL", "soon"),
+        ("RELAY_POLL_INTERVAL", "0"),
+        ("RELAY_POLL_INTERVAL", "-5"),
+        ("RELAY_POLL_INTERVAL", "nan"),
+        ("RELAY_BATCH_SIZE", "0"),
+        ("RELAY_BATCH_SIZE", "many"),
+        ("RELAY_MAX_RETRIES", "-1"),
+        ("RELAY_RETRY_BASE_DELAY", "x"),
+        ("RELAY_LEASE", "0"),
+        ("RELAY_RETENTION", "7d"),
+        ("RELAY_SWEEP_INTERVAL", "-1"),
+        ("COMMAND_TIMEOUT", "forever"),
+        ("KAFKA_ENABLE_IDEMPOTENCE", "maybe"),
+        ("GENESIS_DEV", "2"),
+        ("JWT_ALGORITHMS", "none"),
+        ("JWT_ALGORITHMS", "HS256,PS999"),
+        ("JWT_ALGORITHMS", ","),
+        ("LOG_LEVEL", "LOUD"),
+    ],
+)
+def test_a_malformed_setting_is_one_line_naming_it(name: str, value: str) -> None:
+    with pytest.raises(SettingsError) as caught:
+        Settings.from_env({name: value})
+    message = str(caught.value)
+    assert message.startswith(name), message
+    assert "\n" not in message
+
+
+def test_require_names_the_missing_setting() -> None:
+    settings = Settings()
+    with pytest.raises(SettingsError, match=r"^DATABASE_URL is required"):
+        settings.require("database_url")
+    with pytest.raises(SettingsError, match=r"^KAFKA_BOOTSTRAP_SERVERS is required"):
+        Settings(database_url="postgresql://x").require("database_url", "kafka_bootstrap_servers")
+    Settings(database_url="postgresql://x").require("database_url")
+
+
+def test_require_jwt_key() -> None:
+    with pytest.raises(SettingsError, match="JWT_SECRET"):
+        Settings().require_jwt_key()
+    Settings(jwt_secret="s").require_jwt_key()
+    Settings(jwt_public_key="-----BEGIN PUBLIC KEY-----").require_jwt_key()
+
+
+def test_settings_are_frozen() -> None:
+    settings = Settings()
+    with pytest.raises(AttributeError):
+        settings.api_port = 1  # type: ignore[misc]

@@ -1,0 +1,49 @@
+"""Development tokens and their verification, without a server."""
+
+from __future__ import annotations
+
+import time
+
+import jwt
+import pytest
+
+from genesis import errors
+from genesis.settings import Settings
+from genesis.tokens import TokenVerifier, issue_token
+
+SECRET = "unit-secret-" + "s" * 60  # long enough for HS512 without a warning
+
+
+def test_an_issued_token_verifies_and_carries_audience_and_issuer() -> None:
+    settings = Settings(jwt_secret=SECRET, jwt_audience="genesis-api", jwt_issuer="dev")
+    token = issue_token(settings, "bob", ttl=60)
+    claims = jwt.decode(token, SECRET, algorithms=["HS256"], audience="genesis-api", issuer="dev")
+    assert claims["sub"] == "bob"
+    assert 0 < claims["exp"] - time.time() <= 60
+    assert TokenVerifier(settings).user_id(f"Bearer {token}") == "bob"
+    assert TokenVerifier(settings).user_id(f"bearer   {token}") == "bob"
+
+
+def test_issue_token_uses_the_configured_hmac_algorithm() -> None:
+    settings = Settings(jwt_secret=SECRET, jwt_algorithms=("RS256", "HS512"))
+    token = issue_token(settings, "bob")
+    assert jwt.get_unverified_header(token)["alg"] == "HS512"
+    assert TokenVerifier(settings).user_id(f"Bearer {token}") == "bob"
+
+
+def test_issue_token_needs_a_secret() -> None:
+    with pytest.raises(errors.DomainError, match="JWT_SECRET"):
+        issue_token(Settings(jwt_public_key="-----BEGIN PUBLIC KEY-----"), "bob")
+
+
+def test_a_verifier_needs_a_key() -> None:
+    from genesis.settings import SettingsError
+
+    with pytest.raises(SettingsError, match="JWT_SECRET"):
+        TokenVerifier(Settings())
+
+
+@pytest.mark.parametrize("header", [None, "", "Token abc", "Bearer ", "Bearer x.y.z"])
+def test_bad_headers_are_unauthorized(header: str | None) -> None:
+    with pytest.raises(errors.Unauthorized):
+        TokenVerifier(Settings(jwt_secret=SECRET)).user_id(header)
