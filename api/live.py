@@ -13,6 +13,8 @@ from typing import Any
 
 import asyncpg
 
+from genesis.waits import first_set
+
 log = logging.getLogger("genesis.api.live")
 
 EVENTS_CHANNEL = "genesis_events_v1"
@@ -79,22 +81,16 @@ class EventHub:
         self._wake.set()
 
     async def run(self, stop: asyncio.Event) -> None:
-        stopping = asyncio.ensure_future(stop.wait())
-        try:
-            while not stop.is_set():
-                waking = asyncio.ensure_future(self._wake.wait())
-                await asyncio.wait([waking, stopping], return_when=asyncio.FIRST_COMPLETED)
-                waking.cancel()
-                self._wake.clear()
-                pending, self._pending = self._pending, set()
-                for session_id in pending:
-                    try:
-                        await self._deliver(session_id)
-                    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-                        log.warning("could not read new events of %s: %s", session_id, exc)
-                        self._pending.add(session_id)  # try again on the next wake-up
-        finally:
-            stopping.cancel()
+        while not stop.is_set():
+            await first_set(self._wake, stop)
+            self._wake.clear()
+            pending, self._pending = self._pending, set()
+            for session_id in pending:
+                try:
+                    await self._deliver(session_id)
+                except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                    log.warning("could not read new events of %s: %s", session_id, exc)
+                    self._pending.add(session_id)  # try again on the next wake-up
 
     async def _deliver(self, session_id: str) -> None:
         lock = self._locks.get(session_id)

@@ -15,6 +15,8 @@ from typing import Any
 
 import asyncpg
 
+from genesis.waits import first_set
+
 log = logging.getLogger("genesis.listener")
 
 
@@ -77,7 +79,7 @@ class Listener:
             self._on_connect()
             while not stop.is_set() and not lost.is_set():
                 with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(_first(stop, lost), self._ping_interval)
+                    await asyncio.wait_for(first_set(stop, lost), self._ping_interval)
                 if not stop.is_set() and not lost.is_set():
                     await asyncio.wait_for(conn.fetchval("SELECT 1"), self._ping_interval)  # liveness
             if lost.is_set() and not stop.is_set():
@@ -91,12 +93,3 @@ class Listener:
 
     def _notified(self, _conn: object, _pid: int, channel: str, payload: object) -> None:
         self._on_notify(channel, str(payload))
-
-
-async def _first(*events: asyncio.Event) -> None:
-    waits = [asyncio.ensure_future(e.wait()) for e in events]
-    try:
-        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for w in waits:
-            w.cancel()

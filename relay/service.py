@@ -15,9 +15,10 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from genesis import db
 from genesis.listener import Listener
 from genesis.settings import Settings
+from genesis.waits import stopped_within
 from relay import metrics
 from relay.publisher import Publisher
-from relay.worker import DATABASE_GONE, RelayWorker, _stopped_within
+from relay.worker import DATABASE_GONE, RelayWorker
 
 log = logging.getLogger("genesis.relay")
 
@@ -41,7 +42,7 @@ class BrokerWatch:
             if answers != self.answers:
                 log.log(logging.INFO if answers else logging.WARNING, "broker %s", "answers" if answers else "is down")
             self.answers = answers
-            await _stopped_within(stop, BROKER_CHECK_INTERVAL)
+            await stopped_within(stop, BROKER_CHECK_INTERVAL)
 
 
 async def run_relay(settings: Settings, stop: asyncio.Event) -> None:
@@ -110,7 +111,7 @@ async def _start_publisher(publisher: Publisher, stop: asyncio.Event) -> bool:
             return True
         except Exception as exc:
             log.warning("broker not reachable (%s); retrying in %.1fs", exc, delay)
-            if await _stopped_within(stop, delay):
+            if await stopped_within(stop, delay):
                 return False
             delay = min(delay * 2, 5.0)
 
@@ -148,7 +149,7 @@ async def _sweep(pool: asyncpg.Pool[Any], settings: Settings, stop: asyncio.Even
                     log.info("sweep", extra={"fields": {"pruned_sent_rows": pruned, "expired_commands": expired}})
         except (*DATABASE_GONE, asyncpg.PostgresError) as exc:
             log.warning("sweep failed: %s", exc)  # the next round tries again
-        await _stopped_within(stop, min(STATS_INTERVAL, settings.relay_sweep_interval))
+        await stopped_within(stop, min(STATS_INTERVAL, settings.relay_sweep_interval))
 
 
 async def _prune(pool: asyncpg.Pool[Any], retention: float, stop: asyncio.Event) -> int:

@@ -16,6 +16,7 @@ from typing import Any
 
 import asyncpg
 
+from genesis.waits import first_set, stopped_within
 from relay import metrics
 from relay.publisher import OutboxRow, Publisher, headers_from_json
 
@@ -75,11 +76,11 @@ class RelayWorker:
                 outages += 1
                 delay = random.uniform(0.5, 1.0) * min(5.0, 0.2 * 2**outages)
                 log.warning("database unavailable (%s: %s); retrying in %.1fs", type(exc).__name__, exc, delay)
-                await _stopped_within(stop, delay)
+                await stopped_within(stop, delay)
                 continue
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self._poll_interval):
-                    await _first(self.wake, stop)
+                    await first_set(self.wake, stop)
 
     async def drain(self, stop: asyncio.Event) -> int:
         """Publishes batches until a claim comes back empty; returns how many rows were sent."""
@@ -127,7 +128,7 @@ class RelayWorker:
                 "publish failed; retry %d/%d in %.1fs", attempt, self._max_retries, delay,
                 extra={"fields": {"outbox_ids": list(failed), "attempt": attempt, "retry_in": delay, "error": error}},
             )  # fmt: skip
-            if await _stopped_within(stop, delay):
+            if await stopped_within(stop, delay):
                 # Shutting down: hand the rows back for another replica rather than hold them.
                 await self._pool.fetchval("SELECT release_outbox($1, $2)", token, list(failed))
                 return total
@@ -171,7 +172,7 @@ class RelayWorker:
                 log.info("broker answers again; draining the backlog")
                 self.broker_up = True
                 return
-            if await _stopped_within(stop, delay):
+            if await stopped_within(stop, delay):
                 return
             delay = min(delay * 2, 5.0)
 
@@ -199,19 +200,3 @@ def _describe(error: BaseException) -> str:
     """'ErrorClass: message' (aiokafka's messages already start with their class name)."""
     name, text = type(error).__name__, str(error)
     return (text if text.startswith(name + ":") else f"{name}: {text}")[:2000]
-
-
-async def _stopped_within(stop: asyncio.Event, seconds: float) -> bool:
-    with contextlib.suppress(TimeoutError):
-        async with asyncio.timeout(seconds):
-            await stop.wait()
-    return stop.is_set()
-
-
-async def _first(*events: asyncio.Event) -> None:
-    waits = [asyncio.ensure_future(e.wait()) for e in events]
-    try:
-        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for w in waits:
-            w.cancel()
