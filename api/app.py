@@ -69,7 +69,7 @@ async def _live_events(app: web.Application) -> AsyncIterator[None]:
         application_name="genesis-api-listener",
     )
     stop = asyncio.Event()
-    tasks = [asyncio.create_task(listener.run(stop)), asyncio.create_task(hub.run(stop))]
+    tasks = [asyncio.create_task(job) for job in (listener.run(stop), hub.run(stop), hub.reap(stop))]
     yield
     stop.set()
     await asyncio.gather(*tasks, return_exceptions=True)

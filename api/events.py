@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
-import time
-from typing import Any
 
 from aiohttp import web
 
 from api import state
+from api.live import frame
 from api.requests import path_uuid
 from genesis import db, errors
 
@@ -18,7 +16,6 @@ routes = web.RouteTableDef()
 
 MAX_LIMIT = 500
 DEFAULT_LIMIT = 100
-TICK = 0.25  # how often an idle stream checks that its client is still there
 MAX_SEQUENCE = 2**63 - 1  # bigint
 
 
@@ -50,7 +47,7 @@ async def stream_events(request: web.Request) -> web.StreamResponse:
 
     hub = request.app[state.HUB]
     settings = request.app[state.SETTINGS]
-    subscription = await hub.subscribe(str(session_id))
+    subscription = await hub.subscribe(str(session_id), request.transport)
     try:
         response = web.StreamResponse(
             headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
@@ -61,49 +58,39 @@ async def stream_events(request: web.Request) -> web.StreamResponse:
                 pool, "SELECT session_events($1, $2, $3, $4)", session_id, user_id, last, MAX_LIMIT
             )
             for event in page["events"]:
-                await _send(response, event, settings.sse_write_timeout)
+                await _write(response, frame(event).data, settings.sse_write_timeout)
                 last = event["sequence"]
             if len(page["events"]) < MAX_LIMIT:
                 break
 
-        idle_since = time.monotonic()
-        while not subscription.overflowed and _connected(request):
+        while not subscription.overflowed:
             try:
-                async with asyncio.timeout(TICK):
-                    event = await subscription.queue.get()
+                async with asyncio.timeout(settings.sse_heartbeat):
+                    message = await subscription.queue.get()
             except TimeoutError:
-                if time.monotonic() - idle_since >= settings.sse_heartbeat:
-                    await _write(response, b": heartbeat\n\n", settings.sse_write_timeout)
-                    idle_since = time.monotonic()
+                await _write(response, b": heartbeat\n\n", settings.sse_write_timeout)
                 continue
-            if event["sequence"] > last:  # the seam: what the replay already sent is not sent twice
-                await _send(response, event, settings.sse_write_timeout)
-                last = event["sequence"]
-                idle_since = time.monotonic()
+            if message.sequence > last:  # the seam: what the replay already sent is not sent twice
+                await _write(response, message.data, settings.sse_write_timeout)
+                last = message.sequence
         if subscription.overflowed:
             # Too slow to keep up: end the stream; the client resumes from its Last-Event-ID.
             with contextlib.suppress(Exception):
                 await _write(response, b"event: overflow\ndata: {}\n\n", settings.sse_write_timeout)
     except (ConnectionResetError, TimeoutError):
         pass  # the client left or stopped reading
+    except asyncio.CancelledError:
+        if not subscription.client_gone:
+            raise
+        asyncio.current_task().uncancel()  # type: ignore[union-attr]  # the hub saw the client leave
     finally:
         hub.unsubscribe(subscription)
     return response
 
 
-async def _send(response: web.StreamResponse, event: dict[str, Any], seconds: float) -> None:
-    data = json.dumps(event, separators=(",", ":"))
-    await _write(response, f"id: {event['sequence']}\nevent: {event['event_type']}\ndata: {data}\n\n".encode(), seconds)
-
-
 async def _write(response: web.StreamResponse, chunk: bytes, seconds: float) -> None:
     async with asyncio.timeout(seconds):
         await response.write(chunk)
-
-
-def _connected(request: web.Request) -> bool:
-    transport = request.transport
-    return transport is not None and not transport.is_closing()
 
 
 def _int_param(raw: str | None, name: str, *, default: int, low: int, high: int = MAX_SEQUENCE) -> int:

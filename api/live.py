@@ -8,12 +8,13 @@ falls too far behind is told to end its stream (the client resumes with Last-Eve
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
-from typing import Any
+from typing import Any, NamedTuple
 
 import asyncpg
 
-from genesis.waits import first_set
+from genesis.waits import first_set, stopped_within
 
 log = logging.getLogger("genesis.api.live")
 
@@ -26,11 +27,24 @@ NEW_EVENTS = """
 """
 
 
+class Frame(NamedTuple):
+    sequence: int
+    data: bytes  # the SSE message, encoded once however many streams it goes to
+
+
+def frame(event: dict[str, Any]) -> Frame:
+    data = json.dumps(event, separators=(",", ":"))
+    return Frame(event["sequence"], f"id: {event['sequence']}\nevent: {event['event_type']}\ndata: {data}\n\n".encode())
+
+
 class Subscription:
-    def __init__(self, session_id: str, buffer: int) -> None:
+    def __init__(self, session_id: str, buffer: int, transport: asyncio.BaseTransport | None) -> None:
         self.session_id = session_id
-        self.queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(buffer)
+        self.queue: asyncio.Queue[Frame] = asyncio.Queue(buffer)
         self.overflowed = False
+        self.transport = transport
+        self.task = asyncio.current_task()  # the stream's handler, cancelled when its client leaves
+        self.client_gone = False
 
 
 class EventHub:
@@ -47,9 +61,9 @@ class EventHub:
     def subscriber_count(self) -> int:
         return sum(len(s) for s in self._subscribers.values())
 
-    async def subscribe(self, session_id: str) -> Subscription:
+    async def subscribe(self, session_id: str, transport: asyncio.BaseTransport | None) -> Subscription:
         """Registers before the caller replays history, so nothing committed from now on is missed."""
-        subscription = Subscription(session_id, self._buffer)
+        subscription = Subscription(session_id, self._buffer, transport)
         self._subscribers.setdefault(session_id, set()).add(subscription)
         lock = self._locks.setdefault(session_id, asyncio.Lock())
         async with lock:
@@ -92,6 +106,18 @@ class EventHub:
                     log.warning("could not read new events of %s: %s", session_id, exc)
                     self._pending.add(session_id)  # try again on the next wake-up
 
+    async def reap(self, stop: asyncio.Event, interval: float = 0.25) -> None:
+        """One watcher for every open stream: when a client goes away its stream ends at once,
+        without each idle stream waking up to look."""
+        while not await stopped_within(stop, interval):
+            for group in list(self._subscribers.values()):
+                for subscription in list(group):
+                    transport = subscription.transport
+                    gone = transport is None or transport.is_closing()
+                    if gone and not subscription.client_gone and subscription.task is not None:
+                        subscription.client_gone = True
+                        subscription.task.cancel()
+
     async def _deliver(self, session_id: str) -> None:
         lock = self._locks.get(session_id)
         if lock is None:
@@ -100,17 +126,18 @@ class EventHub:
             while session_id in self._cursor:
                 rows = await self._pool.fetch(NEW_EVENTS, session_id, self._cursor[session_id], PAGE)
                 for (event,) in rows:
-                    self._cursor[session_id] = event["sequence"]
+                    message = frame(event)
+                    self._cursor[session_id] = message.sequence
                     for subscription in list(self._subscribers.get(session_id, ())):
-                        self._offer(subscription, event)
+                        self._offer(subscription, message)
                 if len(rows) < PAGE:
                     return
 
     @staticmethod
-    def _offer(subscription: Subscription, event: dict[str, Any]) -> None:
+    def _offer(subscription: Subscription, message: Frame) -> None:
         if subscription.overflowed:
             return
         try:
-            subscription.queue.put_nowait(event)
+            subscription.queue.put_nowait(message)
         except asyncio.QueueFull:
             subscription.overflowed = True

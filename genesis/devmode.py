@@ -59,6 +59,7 @@ def _welcome(settings: Settings) -> None:
     _say(
         f"""
 Genesis is running: API {base}  broker {settings.kafka_bootstrap_servers}  (Ctrl-C stops everything)
+Developer console: {base}/console    API reference: {base}/docs
 
 Development token for user dev-user (12 h):
   export TOKEN={token}
