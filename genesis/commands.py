@@ -1,6 +1,6 @@
 """The command catalogue, Python side: the payload shape of each command type.
 
-Adding a command type is one model in `PAYLOADS` here plus one row in
+Adding a command type is one model (with an example) in `PAYLOADS` here plus one row in
 sql/functions/genesis_command_catalogue.sql (its mode, event and stage rule).
 """
 
@@ -22,6 +22,10 @@ class _Payload(pydantic.BaseModel):
 class RequestConceptGeneration(_Payload):
     """Ask the concept agent for story concepts to choose from."""
 
+    model_config = pydantic.ConfigDict(
+        json_schema_extra={"examples": [{"count": 3, "preferences": {"genre": "fantasy"}}]}
+    )
+
     count: int = pydantic.Field(default=3, ge=1, le=10)
     preferences: dict[str, Any] = pydantic.Field(default_factory=dict)
 
@@ -29,12 +33,22 @@ class RequestConceptGeneration(_Payload):
 class SubmitFeedback(_Payload):
     """Feedback on what the agents proposed for the current stage."""
 
+    model_config = pydantic.ConfigDict(
+        json_schema_extra={"examples": [{"feedback": "Darker, please, and fewer dragons."}]}
+    )
+
     feedback: str = pydantic.Field(min_length=1, max_length=10_000, pattern=r"\S")
     target: str | None = pydantic.Field(default=None, max_length=200)
 
 
 class ConfirmStage(_Payload):
     """Confirm the current stage (optionally with its final data) and move to the next."""
+
+    model_config = pydantic.ConfigDict(
+        json_schema_extra={
+            "examples": [{"stage": "CONCEPT_SELECTION", "data": {"concept": "A lighthouse keeper's last summer"}}]
+        }
+    )
 
     stage: Stage
     data: dict[str, Any] = pydantic.Field(default_factory=dict)
@@ -46,10 +60,9 @@ PAYLOADS: dict[str, type[_Payload]] = {
     "ConfirmStage": ConfirmStage,
 }
 
+# A valid payload per command type (OpenAPI examples, the console's pre-filled editor), from the models.
 EXAMPLES: dict[str, dict[str, Any]] = {
-    "RequestConceptGeneration": {"count": 3, "preferences": {"genre": "fantasy"}},
-    "SubmitFeedback": {"feedback": "Darker, please, and fewer dragons."},
-    "ConfirmStage": {"stage": "CONCEPT_SELECTION", "data": {"concept": "A lighthouse keeper's last summer"}},
+    name: model.model_json_schema()["examples"][0] for name, model in PAYLOADS.items()
 }
 
 
