@@ -3,26 +3,30 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 
 from aiohttp import web
 
 from api import console, events, health, metrics, openapi, sessions, state
-from api.cors import cors_middleware
+from api.cors import cors_headers, cors_middleware
 from api.live import EVENTS_CHANNEL, EventHub
-from api.middlewares import auth_middleware, error_middleware, request_id_middleware
+from api.middlewares import auth_middleware, error_middleware, request_id_header, request_id_middleware
 from api.requests import MAX_BODY_BYTES
 from genesis import db
 from genesis.listener import Listener
 from genesis.settings import Settings
 from genesis.tokens import TokenVerifier
+from genesis.waits import watch
+
+log = logging.getLogger("genesis.api")
 
 
 def create_app(settings: Settings) -> web.Application:
     settings.require("database_url")
     app = web.Application(
-        # Order matters: the request id wraps everything, metrics see the final status, CORS decorates
-        # every answer (errors too), errors are shaped inside it, auth runs last.
+        # Order matters: the request id wraps everything, metrics see the final status, CORS answers
+        # preflights, errors are shaped inside it, auth runs last.
         middlewares=[
             request_id_middleware,
             metrics.metrics_middleware,
@@ -32,6 +36,9 @@ def create_app(settings: Settings) -> web.Application:
         ],
         client_max_size=MAX_BODY_BYTES,
     )
+    # Headers every answer carries, set as its headers go out: an event stream's go out before its handler returns.
+    app.on_response_prepare.append(request_id_header)
+    app.on_response_prepare.append(cors_headers)
     app[state.SETTINGS] = settings
     app[state.VERIFIER] = TokenVerifier(settings)
     app.router.add_routes(health.routes)
@@ -69,7 +76,17 @@ async def _live_events(app: web.Application) -> AsyncIterator[None]:
         application_name="genesis-api-listener",
     )
     stop = asyncio.Event()
-    tasks = [asyncio.create_task(job) for job in (listener.run(stop), hub.run(stop), hub.reap(stop))]
+    watcher = asyncio.create_task(_watch_live_events(hub, listener, stop))
     yield
     stop.set()
-    await asyncio.gather(*tasks, return_exceptions=True)
+    await watcher
+
+
+async def _watch_live_events(hub: EventHub, listener: Listener, stop: asyncio.Event) -> None:
+    try:
+        await watch(stop, listener.run(stop), hub.run(stop), hub.reap(stop))
+    except Exception:
+        # No stream would get another event: say so, and end them rather than let them heartbeat on.
+        log.exception("live events stopped; event streams are refused until the API restarts")
+    finally:
+        hub.close()

@@ -6,6 +6,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from api import state
+from api.middlewares import error_response
 
 ALLOW_METHODS = "GET, POST, OPTIONS"
 ALLOW_HEADERS = "Authorization, Content-Type, Idempotency-Key, X-Request-ID, Last-Event-ID"
@@ -14,13 +15,11 @@ EXPOSE_HEADERS = "Location, X-Request-ID, Idempotent-Replayed"
 
 @web.middleware
 async def cors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Answers preflight requests; `cors_headers` decorates every other answer."""
     origin = request.headers.get("Origin")
-    allowed = origin is not None and _allowed(request.app[state.SETTINGS].cors_origins, origin)
     if request.method == "OPTIONS" and origin and "Access-Control-Request-Method" in request.headers:
-        if not allowed:
-            return web.json_response(
-                {"error_code": "CORS_NOT_ALLOWED", "message": f"Origin {origin!r} is not allowed"}, status=403
-            )
+        if not _allowed(request, origin):
+            return error_response(403, "CORS_NOT_ALLOWED", f"Origin {origin!r} is not allowed")
         return web.Response(
             status=204,
             headers={
@@ -31,13 +30,20 @@ async def cors_middleware(request: web.Request, handler: Handler) -> web.StreamR
                 "Vary": "Origin",
             },
         )
-    response = await handler(request)
-    if allowed and origin is not None and not response.prepared:
-        response.headers["Access-Control-Allow-Origin"] = origin
-        response.headers["Access-Control-Expose-Headers"] = EXPOSE_HEADERS
-        response.headers["Vary"] = "Origin"
-    return response
+    return await handler(request)
 
 
-def _allowed(origins: tuple[str, ...], origin: str) -> bool:
+async def cors_headers(request: web.Request, response: web.StreamResponse) -> None:
+    """An on_response_prepare hook: it runs as the headers go out, which for an event stream is before
+    its handler returns, so a middleware would be too late."""
+    origin = request.headers.get("Origin")
+    if origin is None or not _allowed(request, origin):
+        return
+    response.headers["Access-Control-Allow-Origin"] = origin
+    response.headers["Access-Control-Expose-Headers"] = EXPOSE_HEADERS
+    response.headers["Vary"] = "Origin"
+
+
+def _allowed(request: web.Request, origin: str) -> bool:
+    origins = request.app[state.SETTINGS].cors_origins
     return "*" in origins or origin in origins

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+import uuid
+from typing import Any
 
 from aiohttp import web
 
 from api import state
-from api.live import frame
+from api.live import Subscription, frame
 from api.requests import path_uuid
 from genesis import db, errors
 
+log = logging.getLogger("genesis.api")
 routes = web.RouteTableDef()
 
 MAX_LIMIT = 500
@@ -24,7 +28,71 @@ async def list_events(request: web.Request) -> web.Response:
     session_id = path_uuid(request, "session_id", errors.SessionNotFound)
     after = _int_param(request.query.get("after"), "after", default=0, low=0)
     limit = _int_param(request.query.get("limit"), "limit", default=DEFAULT_LIMIT, low=1, high=MAX_LIMIT)
-    page = await db.fetchval(
+    return web.json_response(await _page(request, session_id, after, limit))
+
+
+@routes.get("/genesis/sessions/{session_id}/events/stream", name="stream_events")
+async def stream_events(request: web.Request) -> web.StreamResponse:
+    """Replays what the client missed (Last-Event-ID or ?after=), then sends each new event live."""
+    session_id = path_uuid(request, "session_id", errors.SessionNotFound)
+    after = _resume_point(request)
+    async with request.app[state.HUB].subscribe(str(session_id), request.transport) as subscription:
+        # Read before the headers go out, so a missing session (404) or a failed read is still a whole answer.
+        page = await _page(request, session_id, after)
+        response = web.StreamResponse(
+            headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+        )
+        await response.prepare(request)
+        try:
+            await _send(request, response, subscription, session_id, page, after)
+        except (ConnectionResetError, TimeoutError):
+            pass  # the client left or stopped reading
+        except asyncio.CancelledError:
+            if not subscription.ended:
+                raise
+            # The hub ended the stream: its client left, or the hub itself stopped.
+            asyncio.current_task().uncancel()  # type: ignore[union-attr]
+        except Exception:
+            # The headers are out, so an error answer would land inside the body: end the stream instead;
+            # the client resumes from its Last-Event-ID.
+            log.exception("event stream of session %s failed", session_id)
+    return response
+
+
+async def _send(
+    request: web.Request,
+    response: web.StreamResponse,
+    subscription: Subscription,
+    session_id: uuid.UUID,
+    page: dict[str, Any],
+    last: int,
+) -> None:
+    settings = request.app[state.SETTINGS]
+    while True:  # the replay, page by page; the hub already queues anything newer
+        for event in page["events"]:
+            await _write(response, frame(event).data, settings.sse_write_timeout)
+            last = event["sequence"]
+        if len(page["events"]) < MAX_LIMIT:
+            break
+        page = await _page(request, session_id, last)
+
+    while not subscription.overflowed:
+        try:
+            async with asyncio.timeout(settings.sse_heartbeat):
+                message = await subscription.queue.get()
+        except TimeoutError:
+            await _write(response, b": heartbeat\n\n", settings.sse_write_timeout)
+            continue
+        if message.sequence > last:  # the seam: what the replay already sent is not sent twice
+            await _write(response, message.data, settings.sse_write_timeout)
+            last = message.sequence
+    # Too slow to keep up: end the stream; the client resumes from its Last-Event-ID.
+    with contextlib.suppress(Exception):
+        await _write(response, b"event: overflow\ndata: {}\n\n", settings.sse_write_timeout)
+
+
+async def _page(request: web.Request, session_id: uuid.UUID, after: int, limit: int = MAX_LIMIT) -> dict[str, Any]:
+    page: dict[str, Any] = await db.fetchval(
         request.app[state.POOL],
         "SELECT session_events($1, $2, $3, $4)",
         session_id,
@@ -32,60 +100,15 @@ async def list_events(request: web.Request) -> web.Response:
         after,
         limit,
     )
-    return web.json_response(page)
+    return page
 
 
-@routes.get("/genesis/sessions/{session_id}/events/stream", name="stream_events")
-async def stream_events(request: web.Request) -> web.StreamResponse:
-    """Replays what the client missed (Last-Event-ID or ?after=), then sends each new event live."""
-    session_id = path_uuid(request, "session_id", errors.SessionNotFound)
-    user_id = request[state.USER_ID]
-    resume = request.headers.get("Last-Event-ID") or request.query.get("after")
-    last = _int_param(resume, "Last-Event-ID", default=0, low=0)
-    pool = request.app[state.POOL]
-    await db.fetchval(pool, "SELECT get_session($1, $2)", session_id, user_id)  # 404 before the stream starts
-
-    hub = request.app[state.HUB]
-    settings = request.app[state.SETTINGS]
-    subscription = await hub.subscribe(str(session_id), request.transport)
-    try:
-        response = web.StreamResponse(
-            headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-        )
-        await response.prepare(request)
-        while True:  # the replay, page by page; the hub already queues anything newer
-            page = await db.fetchval(
-                pool, "SELECT session_events($1, $2, $3, $4)", session_id, user_id, last, MAX_LIMIT
-            )
-            for event in page["events"]:
-                await _write(response, frame(event).data, settings.sse_write_timeout)
-                last = event["sequence"]
-            if len(page["events"]) < MAX_LIMIT:
-                break
-
-        while not subscription.overflowed:
-            try:
-                async with asyncio.timeout(settings.sse_heartbeat):
-                    message = await subscription.queue.get()
-            except TimeoutError:
-                await _write(response, b": heartbeat\n\n", settings.sse_write_timeout)
-                continue
-            if message.sequence > last:  # the seam: what the replay already sent is not sent twice
-                await _write(response, message.data, settings.sse_write_timeout)
-                last = message.sequence
-        if subscription.overflowed:
-            # Too slow to keep up: end the stream; the client resumes from its Last-Event-ID.
-            with contextlib.suppress(Exception):
-                await _write(response, b"event: overflow\ndata: {}\n\n", settings.sse_write_timeout)
-    except (ConnectionResetError, TimeoutError):
-        pass  # the client left or stopped reading
-    except asyncio.CancelledError:
-        if not subscription.client_gone:
-            raise
-        asyncio.current_task().uncancel()  # type: ignore[union-attr]  # the hub saw the client leave
-    finally:
-        hub.unsubscribe(subscription)
-    return response
+def _resume_point(request: web.Request) -> int:
+    """Last-Event-ID (a reconnecting EventSource sends it) wins over ?after=; a bad value is named as given."""
+    header = request.headers.get("Last-Event-ID")
+    if header:
+        return _int_param(header, "Last-Event-ID", default=0, low=0)
+    return _int_param(request.query.get("after"), "after", default=0, low=0)
 
 
 async def _write(response: web.StreamResponse, chunk: bytes, seconds: float) -> None:

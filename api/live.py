@@ -8,12 +8,15 @@ falls too far behind is told to end its stream (the client resumes with Last-Eve
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
+from collections.abc import AsyncIterator
 from typing import Any, NamedTuple
 
 import asyncpg
 
+from genesis import errors
 from genesis.waits import first_set, stopped_within
 
 log = logging.getLogger("genesis.api.live")
@@ -25,6 +28,11 @@ NEW_EVENTS = """
     SELECT genesis_event_json(e) FROM domain_events e
      WHERE e.aggregate_id = $1 AND e.id > $2 ORDER BY e.id LIMIT $3
 """
+
+
+class LiveEventsStopped(errors.DomainError):
+    status = 503
+    error_code = "SERVICE_UNAVAILABLE"
 
 
 class Frame(NamedTuple):
@@ -43,8 +51,14 @@ class Subscription:
         self.queue: asyncio.Queue[Frame] = asyncio.Queue(buffer)
         self.overflowed = False
         self.transport = transport
-        self.task = asyncio.current_task()  # the stream's handler, cancelled when its client leaves
-        self.client_gone = False
+        self.task = asyncio.current_task()  # the stream's handler
+        self.ended = False
+
+    def end(self) -> None:
+        """Ends the stream from outside (its client left, or the hub stopped) by cancelling its handler once."""
+        if not self.ended and self.task is not None:
+            self.ended = True
+            self.task.cancel()
 
 
 class EventHub:
@@ -56,25 +70,40 @@ class EventHub:
         self._locks: dict[str, asyncio.Lock] = {}
         self._pending: set[str] = set()
         self._wake = asyncio.Event()
+        self.closed = False
 
     @property
     def subscriber_count(self) -> int:
         return sum(len(s) for s in self._subscribers.values())
 
-    async def subscribe(self, session_id: str, transport: asyncio.BaseTransport | None) -> Subscription:
-        """Registers before the caller replays history, so nothing committed from now on is missed."""
+    @contextlib.asynccontextmanager
+    async def subscribe(self, session_id: str, transport: asyncio.BaseTransport | None) -> AsyncIterator[Subscription]:
+        """Registers before the caller replays history, so nothing committed from then on is missed;
+        unregisters however the caller ends, a registration whose first read failed included."""
+        if self.closed:
+            raise LiveEventsStopped("Live events are unavailable; try again")
         subscription = Subscription(session_id, self._buffer, transport)
         self._subscribers.setdefault(session_id, set()).add(subscription)
-        lock = self._locks.setdefault(session_id, asyncio.Lock())
-        async with lock:
-            if session_id not in self._cursor:
-                newest = await self._pool.fetchval(
-                    "SELECT coalesce(max(id), 0) FROM domain_events WHERE aggregate_id = $1", session_id
-                )
-                self._cursor[session_id] = int(newest)
-        return subscription
+        try:
+            lock = self._locks.setdefault(session_id, asyncio.Lock())
+            async with lock:
+                if session_id not in self._cursor:
+                    newest = await self._pool.fetchval(
+                        "SELECT coalesce(max(id), 0) FROM domain_events WHERE aggregate_id = $1", session_id
+                    )
+                    self._cursor[session_id] = int(newest)
+            yield subscription
+        finally:
+            self._unsubscribe(subscription)
 
-    def unsubscribe(self, subscription: Subscription) -> None:
+    def close(self) -> None:
+        """The hub can deliver no more: ends every open stream (its client resumes elsewhere), refuses new ones."""
+        self.closed = True
+        for group in list(self._subscribers.values()):
+            for subscription in list(group):
+                subscription.end()
+
+    def _unsubscribe(self, subscription: Subscription) -> None:
         group = self._subscribers.get(subscription.session_id)
         if group is None:
             return
@@ -113,10 +142,8 @@ class EventHub:
             for group in list(self._subscribers.values()):
                 for subscription in list(group):
                     transport = subscription.transport
-                    gone = transport is None or transport.is_closing()
-                    if gone and not subscription.client_gone and subscription.task is not None:
-                        subscription.client_gone = True
-                        subscription.task.cancel()
+                    if transport is None or transport.is_closing():
+                        subscription.end()
 
     async def _deliver(self, session_id: str) -> None:
         lock = self._locks.get(session_id)

@@ -2,7 +2,8 @@
 
 The API keeps its own registry: `genesis dev` runs the API and a relay in one process, and the
 relay's per-process series (broker up, listener up, published…) belong on the relay's port only.
-The outbox gauges carry the relay's names (genesis_outbox_*), so one alert covers both sources.
+The outbox gauges come from the relay's table (relay.metrics.OUTBOX_GAUGES): the same names and help on both
+sources, so one alert covers both.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from prometheus_client.process_collector import ProcessCollector
 
 from api import state
 from genesis import commands
+from relay.metrics import OUTBOX_GAUGES
 
 log = logging.getLogger("genesis.api")
 
@@ -61,16 +63,6 @@ STATS_ERRORS = Counter(
     registry=REGISTRY,
 )
 
-# genesis_outbox_* name → (outbox_stats() column, help). The first five are relay/metrics.py's gauges.
-OUTBOX_GAUGES: dict[str, tuple[str, str]] = {
-    "genesis_outbox_backlog": ("pending", "PENDING outbox rows"),
-    "genesis_outbox_blocked": ("blocked", "PENDING rows held behind a FAILED or retrying row of their session"),
-    "genesis_outbox_blocked_sessions": ("blocked_sessions", "Sessions whose publishing is held back"),
-    "genesis_outbox_failed": ("failed", "FAILED outbox rows waiting for an operator"),
-    "genesis_outbox_oldest_pending_age_seconds": ("oldest_pending_age_seconds", "Age of the oldest PENDING row"),
-    "genesis_outbox_claimed": ("claimed", "PENDING rows a relay holds a live claim on"),
-    "genesis_outbox_retrying": ("retrying", "PENDING rows with at least one failed publish attempt"),
-}
 STATS_TIMEOUT = 2.0
 
 # Set by the submit_command handler once the command type is known to be one of the catalogue's.
@@ -150,6 +142,6 @@ async def metrics_view(request: web.Request) -> web.Response:
 def outbox_exposition(stats: Mapping[str, float]) -> bytes:
     """The outbox gauges as Prometheus text, read fresh from the database at each scrape."""
     registry = CollectorRegistry(auto_describe=False)
-    for name, (column, documentation) in OUTBOX_GAUGES.items():
-        Gauge(name, documentation, registry=registry).set(stats[column])
+    for gauge in OUTBOX_GAUGES:
+        Gauge(gauge.name, gauge.documentation, registry=registry).set(stats[gauge.column])
     return generate_latest(registry)

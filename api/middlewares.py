@@ -18,7 +18,7 @@ log = logging.getLogger("genesis.api")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 # aiohttp's own refusals (no route, wrong method, body too large) in the service's error shape.
-_HTTP_CODES = {
+HTTP_CODES = {
     404: "NOT_FOUND",
     405: "METHOD_NOT_ALLOWED",
     413: "PAYLOAD_TOO_LARGE",
@@ -35,17 +35,19 @@ def error_response(status: int, error_code: str, message: str, **fields: object)
 
 @web.middleware
 async def request_id_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """The client's X-Request-ID (or a new one) for the logs and events; `request_id_header` echoes it."""
     given = request.headers.get("X-Request-ID", "")
     request_id = given if _REQUEST_ID.match(given) else str(uuid.uuid4())
     request[state.REQUEST_ID] = request_id
     bind(request_id=request_id)
-    try:
-        response = await handler(request)
-    except web.HTTPException as exc:
-        exc.headers["X-Request-ID"] = request_id
-        raise
-    response.headers["X-Request-ID"] = request_id
-    return response
+    return await handler(request)
+
+
+async def request_id_header(request: web.Request, response: web.StreamResponse) -> None:
+    """An on_response_prepare hook: an event stream's headers go out before its handler returns."""
+    request_id = request.get(state.REQUEST_ID)
+    if request_id is not None:
+        response.headers["X-Request-ID"] = request_id
 
 
 @web.middleware
@@ -59,7 +61,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        code = _HTTP_CODES.get(exc.status, "HTTP_ERROR")
+        code = HTTP_CODES.get(exc.status, "HTTP_ERROR")
         response = error_response(exc.status, code, exc.reason)
         for name in ("Allow",):
             if name in exc.headers:

@@ -4,26 +4,48 @@ from __future__ import annotations
 
 import functools
 import typing
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
-from genesis import commands
+from api.events import DEFAULT_LIMIT, MAX_LIMIT
+from api.middlewares import HTTP_CODES
+from api.requests import MAX_BODY_BYTES
+from genesis import commands, errors
 
 routes = web.RouteTableDef()
 
 _REF = "#/components/schemas/{model}"
-ERROR_CODES = {
-    400: ["INVALID_JSON"],
-    401: ["UNAUTHORIZED"],
-    404: ["SESSION_NOT_FOUND", "COMMAND_NOT_FOUND", "NOT_FOUND"],
-    409: ["DUPLICATE_COMMAND", "STAGE_CONFLICT", "SESSION_CLOSED"],
-    413: ["PAYLOAD_TOO_LARGE"],
-    415: ["UNSUPPORTED_MEDIA_TYPE"],
-    422: ["UNKNOWN_COMMAND", "VALIDATION_ERROR", "IDEMPOTENCY_KEY_REUSED"],
-    503: ["SERVICE_BUSY", "SERVICE_UNAVAILABLE"],
-}
+
+# Refusals of SQL functions no API route calls: complete_command (agents, operators) and requeue_outbox /
+# discard_outbox (the operator's CLI).
+_NOT_FROM_THE_API = frozenset({errors.CommandNotPending, errors.OutboxRowNotFound})
+# Codes the middlewares write as string literals rather than through a table.
+_LITERAL_CODES = (
+    "SERVICE_UNAVAILABLE",  # api/middlewares.py: the database is unreachable (503)
+    "INTERNAL_ERROR",  # api/middlewares.py: an unhandled exception (500)
+    "HTTP_ERROR",  # api/middlewares.py: an aiohttp refusal whose status is not in HTTP_CODES
+    "CORS_NOT_ALLOWED",  # api/cors.py: a preflight from an origin outside CORS_ORIGINS (403)
+)
+
+
+def _domain_errors(kind: type[errors.DomainError]) -> Iterator[type[errors.DomainError]]:
+    yield kind
+    for sub in kind.__subclasses__():
+        yield from _domain_errors(sub)
+
+
+# Every error_code the API can send: the domain errors (genesis/errors.py), aiohttp's own refusals
+# (api/middlewares.py's table) and the literals above.
+ERROR_CODES: tuple[str, ...] = tuple(
+    sorted(
+        {kind.error_code for kind in _domain_errors(errors.DomainError) if kind not in _NOT_FROM_THE_API}
+        | set(HTTP_CODES.values())
+        | set(_LITERAL_CODES)
+    )
+)
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -47,7 +69,7 @@ def _errors(*statuses: int) -> dict[str, Any]:
         401: "Missing or invalid token",
         404: "Not found (or not yours)",
         409: "Refused by the session's state",
-        413: "Body over 64 KiB",
+        413: f"Body over {MAX_BODY_BYTES // 1024} KiB",
         415: "Body is not JSON",
         422: "Invalid request",
         503: "Try again",
@@ -69,7 +91,7 @@ def _schemas() -> dict[str, Any]:
             "type": "object",
             "required": ["error_code", "message"],
             "properties": {
-                "error_code": {"type": "string", "enum": sorted({c for codes in ERROR_CODES.values() for c in codes})},
+                "error_code": {"type": "string", "enum": list(ERROR_CODES)},
                 "message": {"type": "string"},
                 "fields": {"type": "object", "additionalProperties": {"type": "string"}},
                 "supported_command_types": {"type": "array", "items": {"type": "string"}},
@@ -80,8 +102,8 @@ def _schemas() -> dict[str, Any]:
             "type": "object",
             "required": ["error_code", "message", "duplicate_command_id"],
             "properties": {
-                "error_code": {"const": "DUPLICATE_COMMAND"},
-                "message": {"const": "Command already processing"},
+                "error_code": {"const": errors.DuplicateCommand.error_code},
+                "message": {"const": errors.DUPLICATE_MESSAGE},
                 "duplicate_command_id": {"type": "string", "format": "uuid"},
             },
             "additionalProperties": False,
@@ -249,7 +271,7 @@ def document() -> dict[str, Any]:
                         {
                             "name": "limit",
                             "in": "query",
-                            "schema": {"type": "integer", "minimum": 1, "maximum": 500, "default": 100},
+                            "schema": {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": DEFAULT_LIMIT},
                         },
                     ],
                     "responses": {"200": _json(_ref("EventPage"), "Events after `after`"), **_errors(401, 404, 422)},
@@ -270,7 +292,7 @@ def document() -> dict[str, Any]:
                             "`data: <Event JSON>`; `: heartbeat` comments when idle",
                             "content": {"text/event-stream": {"schema": {"type": "string"}}},
                         },
-                        **_errors(401, 404, 422),
+                        **_errors(401, 404, 422, 503),
                     },
                 }
             },

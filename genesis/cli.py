@@ -15,6 +15,7 @@ from typing import Any
 from genesis import db, logs
 from genesis.errors import DomainError
 from genesis.migrate import MigrationError, migrate
+from genesis.outbox import prune_sent
 from genesis.settings import Settings, SettingsError
 
 log = logging.getLogger("genesis")
@@ -151,15 +152,9 @@ def _outbox_discard(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _outbox_prune(args: argparse.Namespace, settings: Settings) -> int:
-    async def prune(conn: Any) -> int:
-        total = 0
-        while True:
-            count: int = await conn.fetchval("SELECT prune_outbox(make_interval(secs => $1))", args.older_than)
-            total += count
-            print(f"pruned {total} row(s)…", file=sys.stderr, flush=True)
-            if count < 10_000:
-                return total
+    def progress(total: int) -> None:
+        print(f"pruned {total} row(s)…", file=sys.stderr, flush=True)
 
-    total = _outbox(settings, prune)
+    total = _outbox(settings, lambda conn: prune_sent(conn, args.older_than, progress=progress))
     print(f"pruned {total} SENT row(s) older than {args.older_than:g}s")
     return 0

@@ -1,4 +1,4 @@
-"""Database access: pools with JSON codecs, and transactions that retry serialization failures."""
+"""Database access: pools with JSON codecs, and SQL calls that retry serialization failures."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import contextlib
 import json
 import random
 from collections.abc import Awaitable, Callable, Iterator
-from typing import Any, Literal, TypeAlias, TypeVar
+from typing import Any, Literal, TypeVar
 
 import asyncpg
 
@@ -15,8 +15,6 @@ from genesis import errors
 
 T = TypeVar("T")
 Isolation = Literal["read_committed", "repeatable_read", "serializable"]
-# What a pool hands out; the SQL calls take either it or a plain connection.
-Conn: TypeAlias = "asyncpg.Connection[Any] | asyncpg.pool.PoolConnectionProxy[Any]"
 
 # A conflict between two commands of one session is resolved by running the loser again;
 # with the session row locked first, one more round is almost always enough.
@@ -40,7 +38,7 @@ async def create_pool(
     kafka_topic: str,
     min_size: int = 1,
     max_size: int = 20,
-    isolation: str = "repeatable read",
+    isolation: Isolation = "repeatable_read",
 ) -> asyncpg.Pool[Any]:
     """A pool whose sessions name themselves (event metadata `source_service`) and their topic.
 
@@ -56,7 +54,7 @@ async def create_pool(
         server_settings={
             "application_name": application_name,
             "genesis.kafka_topic": kafka_topic,
-            "default_transaction_isolation": isolation,
+            "default_transaction_isolation": isolation.replace("_", " "),
         },
     )
 
@@ -67,27 +65,9 @@ async def connect(dsn: str, *, application_name: str) -> asyncpg.Connection[Any]
     return conn
 
 
-async def transact(
-    pool: asyncpg.Pool[Any],
-    work: Callable[[Conn], Awaitable[T]],
-    *,
-    isolation: Isolation = "repeatable_read",
-) -> T:
-    """Runs `work` in one transaction; serialization failures and deadlocks run it again.
-
-    Refusals raised by the SQL functions come out as `errors.DomainError`.
-    """
-
-    async def once() -> T:
-        async with pool.acquire() as conn, conn.transaction(isolation=isolation):
-            return await work(conn)
-
-    return await _retrying(once)
-
-
 async def call(pool: asyncpg.Pool[Any], query: str, *args: object) -> asyncpg.Record | None:
     """One call of a SQL function that writes: one statement, hence one transaction (at the pool's
-    REPEATABLE READ), retried on serialization failures and deadlocks like `transact`."""
+    REPEATABLE READ), retried on serialization failures and deadlocks (with jitter), then SERVICE_BUSY."""
     return await _retrying(lambda: pool.fetchrow(query, *args))
 
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import asyncpg
 
-from genesis.waits import first_set
+from genesis.waits import first_set, stopped_within
 
 log = logging.getLogger("genesis.listener")
 
@@ -58,8 +58,7 @@ class Listener:
                 failures += 1
                 delay = random.uniform(0, min(self._max_backoff, 0.1 * 2**failures))
                 log.warning("LISTEN connection lost (%s: %s); reconnecting in %.2fs", type(exc).__name__, exc, delay)
-                with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(stop.wait(), delay)
+                await stopped_within(stop, delay)
             finally:
                 self.connected = False
                 self.backend_pid = None

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Coroutine
+from typing import Any
 
 
 async def first_set(*events: asyncio.Event) -> None:
@@ -22,3 +24,18 @@ async def stopped_within(stop: asyncio.Event, seconds: float) -> bool:
         async with asyncio.timeout(seconds):
             await stop.wait()
     return stop.is_set()
+
+
+async def watch(stop: asyncio.Event, *jobs: Coroutine[Any, Any, None]) -> None:
+    """Runs the jobs side by side until `stop`; if one dies, stops the others and raises its error,
+    so the owner can say so and stop rather than limp on."""
+    tasks = [asyncio.create_task(job) for job in jobs]
+    try:
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+        for task in done:
+            if task.exception() is not None:
+                stop.set()
+                raise task.exception()  # type: ignore[misc]
+    finally:
+        stop.set()
+        await asyncio.gather(*tasks, return_exceptions=True)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Coroutine
 from typing import Any
 
 import asyncpg
@@ -14,8 +13,9 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from genesis import db
 from genesis.listener import Listener
+from genesis.outbox import prune_sent
 from genesis.settings import Settings
-from genesis.waits import stopped_within
+from genesis.waits import stopped_within, watch
 from relay import metrics
 from relay.publisher import Publisher
 from relay.worker import DATABASE_GONE, RelayWorker
@@ -25,7 +25,6 @@ log = logging.getLogger("genesis.relay")
 OUTBOX_CHANNEL = "genesis_outbox_v1"
 STATS_INTERVAL = 5.0
 BROKER_CHECK_INTERVAL = 2.0
-PRUNE_CHUNK = 10_000
 FLUSH_TIMEOUT = 2.0  # on the way out; the worker awaits its sends, so little is ever buffered
 
 
@@ -36,7 +35,7 @@ class BrokerWatch:
         self._publisher = publisher
         self.answers = True
 
-    async def run(self, worker: RelayWorker, stop: asyncio.Event) -> None:
+    async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
             answers = await self._publisher.probe()
             if answers != self.answers:
@@ -54,7 +53,7 @@ async def run_relay(settings: Settings, stop: asyncio.Event) -> None:
         application_name="genesis-relay",
         kafka_topic=settings.kafka_topic,
         max_size=3,
-        isolation="read committed",
+        isolation="read_committed",
     )
     publisher = Publisher(settings, timeout=settings.relay_publish_timeout)
     try:
@@ -88,11 +87,11 @@ async def run_relay(settings: Settings, stop: asyncio.Event) -> None:
             "relay started",
             extra={"fields": {"batch_size": settings.relay_batch_size, "listen": settings.relay_listen}},
         )
-        jobs = [worker.run(stop), _sweep(pool, settings, stop), broker.run(worker, stop)]
+        jobs = [worker.run(stop), _sweep(pool, settings, stop), broker.run(stop)]
         if listener is not None:
             jobs.append(listener.run(stop))
         try:
-            await _watch(stop, *jobs)
+            await watch(stop, *jobs)
         finally:
             await metrics_site.cleanup()
     finally:
@@ -116,20 +115,6 @@ async def _start_publisher(publisher: Publisher, stop: asyncio.Event) -> bool:
             delay = min(delay * 2, 5.0)
 
 
-async def _watch(stop: asyncio.Event, *jobs: Coroutine[Any, Any, None]) -> None:
-    """Runs side by side; if one job dies the replica stops rather than limp on."""
-    tasks = [asyncio.create_task(job) for job in jobs]
-    try:
-        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
-        for task in done:
-            if task.exception() is not None:
-                stop.set()
-                raise task.exception()  # type: ignore[misc]
-    finally:
-        stop.set()
-        await asyncio.gather(*tasks, return_exceptions=True)
-
-
 async def _sweep(pool: asyncpg.Pool[Any], settings: Settings, stop: asyncio.Event) -> None:
     """Keeps the gauges fresh, and on its schedule prunes SENT rows and fails stale commands."""
     loop = asyncio.get_running_loop()
@@ -141,7 +126,7 @@ async def _sweep(pool: asyncpg.Pool[Any], settings: Settings, stop: asyncio.Even
                 metrics.record_stats(dict(stats))
             if loop.time() >= next_sweep:
                 next_sweep = loop.time() + settings.relay_sweep_interval
-                pruned = await _prune(pool, settings.relay_retention, stop)
+                pruned = await prune_sent(pool, settings.relay_retention, stopped=stop.is_set)
                 expired = await pool.fetchval(
                     "SELECT expire_stale_commands(make_interval(secs => $1))", settings.command_timeout
                 )
@@ -150,17 +135,6 @@ async def _sweep(pool: asyncpg.Pool[Any], settings: Settings, stop: asyncio.Even
         except (*DATABASE_GONE, asyncpg.PostgresError) as exc:
             log.warning("sweep failed: %s", exc)  # the next round tries again
         await stopped_within(stop, min(STATS_INTERVAL, settings.relay_sweep_interval))
-
-
-async def _prune(pool: asyncpg.Pool[Any], retention: float, stop: asyncio.Event) -> int:
-    """In chunks (short transactions), until no SENT row is older than the retention."""
-    total = 0
-    while not stop.is_set():
-        count: int = await pool.fetchval("SELECT prune_outbox(make_interval(secs => $1), $2)", retention, PRUNE_CHUNK)
-        total += count
-        if count < PRUNE_CHUNK:
-            break
-    return total
 
 
 async def _serve_metrics(

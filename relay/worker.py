@@ -38,6 +38,7 @@ DATABASE_GONE = (
 )
 
 Failures = dict[int, tuple[OutboxRow, BaseException]]
+Claim = tuple[list[OutboxRow], uuid.UUID | None]  # rows and their claim token
 
 
 class RelayWorker:
@@ -83,34 +84,72 @@ class RelayWorker:
                     await first_set(self.wake, stop)
 
     async def drain(self, stop: asyncio.Event) -> int:
-        """Publishes batches until a claim comes back empty; returns how many rows were sent."""
+        """Publishes batches until a claim comes back empty; returns how many rows were sent.
+
+        Through a backlog (a full batch) it is pipelined: the next batch is claimed while this one
+        is published, so PostgreSQL and the broker work at the same time. One batch is still in
+        flight to the broker at a time: the next is published only once this one is settled, and is
+        handed back untouched (never failed) when this one needs a retry, the relay stops or the
+        circuit opens. Its claim skips the keys this batch holds, as another replica's claim would,
+        so per-key order is kept. Below a full batch the next claim follows the settling, as it
+        would find little ahead of it.
+        """
         sent = 0
-        while not stop.is_set() and self.broker_up:
-            rows, token = await self._claim()
-            if not rows:
+        rows, token = await self._claim()
+        while rows:
+            if stop.is_set() or not self.broker_up:
+                await self._release(token, rows)
                 break
-            sent += await self._publish_batch(rows, token, stop)
+            full = len(rows) == self._batch_size
+            ahead = asyncio.create_task(self._claim(waiting=self._publisher.longest)) if full else None
+            try:
+                count, failed = await self._publish_once(rows, token)
+                sent += count
+                if failed:
+                    # Retrying takes seconds: the batch claimed ahead goes back to whoever is free.
+                    await self._hand_back(ahead)
+                    ahead = None
+                    sent += await self._retry(failed, token, stop)
+            except BaseException:
+                await self._hand_back(ahead)
+                raise
+            if ahead is not None:
+                rows, token = await ahead
+                if rows:
+                    continue
+                # Empty: the claim ahead skipped the keys this batch held, and a full batch may have
+                # left later rows of them behind; claim again now that they are settled.
+            rows, token = await self._claim() if self.broker_up and not stop.is_set() else ([], None)
         return sent
 
-    async def _claim(self) -> tuple[list[OutboxRow], uuid.UUID | None]:
-        records = await self._pool.fetch(CLAIM, self._batch_size, self._lease)
+    async def _claim(self, waiting: float = 0.0) -> Claim:
+        """Claims a batch, leased for RELAY_LEASE after `waiting`: a batch claimed ahead waits for the
+        one in flight (at most one publish) before its own publish starts."""
+        records = await self._pool.fetch(CLAIM, self._batch_size, self._lease + waiting)
         rows = [
             OutboxRow(r["id"], r["topic"], r["key"], r["value"].encode(), headers_from_json(r["headers"]))
             for r in records
         ]
         return rows, (records[0]["claim_token"] if records else None)
 
-    async def _publish_batch(self, rows: list[OutboxRow], token: uuid.UUID | None, stop: asyncio.Event) -> int:
+    async def _hand_back(self, ahead: asyncio.Task[Claim] | None) -> None:
+        """Releases a batch claimed ahead and not published; if that fails, its lease runs out."""
+        if ahead is None:
+            return
+        with contextlib.suppress(*DATABASE_GONE, asyncpg.PostgresError):
+            rows, token = await ahead
+            await self._release(token, rows)
+
+    async def _publish_once(self, rows: list[OutboxRow], token: uuid.UUID | None) -> tuple[int, Failures]:
+        """Publishes and settles what was acknowledged; returns that count and the rows that failed."""
         started = time.perf_counter()
         outcome = await self._publisher.publish(rows)
         metrics.PUBLISH_SECONDS.observe(time.perf_counter() - started)
         sent, failed, held = _split(rows, outcome)
         total = await self._settle_sent(token, sent)
-        if not failed:
-            return total
         # Rows behind a failed row of their session wait for it: released untouched.
         await self._release(token, held)
-        return total + await self._retry(failed, token, stop)
+        return total, failed
 
     async def _retry(self, failed: Failures, token: Any, stop: asyncio.Event) -> int:
         """Publishes `failed` again after base, 2×base, 4×base…; what still fails is FAILED."""
@@ -130,7 +169,7 @@ class RelayWorker:
             )  # fmt: skip
             if await stopped_within(stop, delay):
                 # Shutting down: hand the rows back for another replica rather than hold them.
-                await self._pool.fetchval("SELECT release_outbox($1, $2)", token, list(failed))
+                await self._release(token, [row for row, _ in failed.values()])
                 return total
             rows = [row for row, _ in failed.values()]
             log.info("retrying publish", extra={"fields": {"outbox_ids": list(failed), "retry": attempt}})

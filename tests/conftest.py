@@ -37,6 +37,16 @@ def with_database(dsn: str, name: str) -> str:
     return urlunsplit(parts._replace(path="/" + name))
 
 
+async def on_server(admin_url: str, *statements: str) -> None:
+    """Runs DDL such as CREATE/DROP DATABASE, which needs a connection of its own outside a transaction."""
+    conn = await asyncpg.connect(admin_url)
+    try:
+        for statement in statements:
+            await conn.execute(statement)
+    finally:
+        await conn.close()
+
+
 def _docker_answers() -> bool:
     # A failed probe leaks docker-py's unix socket; collect it here, quietly, rather than in some test.
     with warnings.catch_warnings():
@@ -76,38 +86,25 @@ def template_db(pg_admin_url: str) -> Iterator[str]:
     name = f"genesis_template_{os.getpid()}"
 
     async def create() -> None:
-        conn = await asyncpg.connect(pg_admin_url)
-        try:
-            await conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
-            await conn.execute(f'CREATE DATABASE "{name}"')
-        finally:
-            await conn.close()
+        await on_server(pg_admin_url, f'DROP DATABASE IF EXISTS "{name}"', f'CREATE DATABASE "{name}"')
         await migrate(with_database(pg_admin_url, name), kafka_topic="domain-events", log=lambda _line: None)
 
     asyncio.run(create())
     yield name
-    asyncio.run(_drop(pg_admin_url, name))
+    asyncio.run(on_server(pg_admin_url, drop_database(name)))
 
 
-async def _drop(admin_url: str, name: str) -> None:
-    conn = await asyncpg.connect(admin_url)
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await conn.close()
+def drop_database(name: str) -> str:
+    return f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'
 
 
 @pytest.fixture
 async def database_url(pg_admin_url: str, template_db: str) -> AsyncIterator[str]:
     """A fresh, migrated database of its own for each test."""
     name = f"genesis_test_{uuid.uuid4().hex[:12]}"
-    conn = await asyncpg.connect(pg_admin_url)
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template_db}"')
-    finally:
-        await conn.close()
+    await on_server(pg_admin_url, f'CREATE DATABASE "{name}" TEMPLATE "{template_db}"')
     yield with_database(pg_admin_url, name)
-    await _drop(pg_admin_url, name)
+    await on_server(pg_admin_url, drop_database(name))
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import IO, Any, TypeAlias
+from typing import IO, Any, TypeAlias, get_args
 
 import aiohttp
 import asyncpg
@@ -26,9 +26,10 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.structs import TopicPartition
 
 from genesis import db
+from genesis.commands import Stage
 from genesis.localservices import free_port
 
-STAGES = ("CONCEPT_SELECTION", "STORY_CONCEPTION", "WORLDVIEW", "CHARACTERS", "PLOT_OUTLINE")
+STAGES: tuple[str, ...] = tuple(s for s in get_args(Stage) if s != "FINISHED")  # the five a session confirms
 USER = "relay-tester"
 # Fast enough for tests, slow enough not to spin on a loaded 2-core machine.
 TEST_RELAY_SETTINGS = {
@@ -300,7 +301,7 @@ async def open_rig(database_url: str, bootstrap: str, workdir: Path, *, partitio
     await create_topic(bootstrap, topic, partitions)
     # Events written through this pool land on the test's topic (submit_command reads the setting).
     pool = await db.create_pool(
-        database_url, application_name="relay-test", kafka_topic=topic, max_size=10, isolation="read committed"
+        database_url, application_name="relay-test", kafka_topic=topic, max_size=10, isolation="read_committed"
     )
     consumer = TopicConsumer(bootstrap, topic)
     try:
@@ -318,6 +319,7 @@ async def open_rig(database_url: str, bootstrap: str, workdir: Path, *, partitio
 # --- the command path, as psql would drive it ----------------------------------------------------
 
 Pool: TypeAlias = "asyncpg.Pool[Any]"
+Queryable: TypeAlias = "asyncpg.Pool[Any] | asyncpg.Connection[Any]"  # what psql-like helpers accept
 
 
 async def new_session(pool: Pool, user: str = USER) -> str:
@@ -325,7 +327,7 @@ async def new_session(pool: Pool, user: str = USER) -> str:
     return str(session["id"])
 
 
-async def submit(pool: Pool, session_id: str, command_type: str, payload: dict[str, Any], user: str = USER) -> str:
+async def submit(pool: Queryable, session_id: str, command_type: str, payload: dict[str, Any], user: str = USER) -> str:
     row = await pool.fetchrow(
         "SELECT * FROM submit_command($1, $2, $3, $4)", uuid.UUID(session_id), command_type, payload, user
     )
@@ -333,7 +335,7 @@ async def submit(pool: Pool, session_id: str, command_type: str, payload: dict[s
     return str(row["command_id"])
 
 
-async def complete(pool: Pool, command_id: str, outcome: str = "COMPLETED") -> None:
+async def complete(pool: Queryable, command_id: str, outcome: str = "COMPLETED") -> None:
     await pool.execute("SELECT * FROM complete_command($1, $2, $3)", uuid.UUID(command_id), outcome, {"ok": True})
 
 
@@ -370,7 +372,7 @@ async def claimed(pool: Pool) -> int:
     return int(await pool.fetchval("SELECT count(*) FROM event_outbox WHERE claim_token IS NOT NULL"))
 
 
-async def all_sent(pool: Pool) -> bool:
+async def all_sent(pool: Queryable) -> bool:
     return bool(await pool.fetchval("SELECT NOT EXISTS (SELECT 1 FROM event_outbox WHERE status <> 'SENT')"))
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
@@ -15,11 +16,12 @@ from tests.relay_harness import eventually
 
 class TcpProxy:
     """127.0.0.1:`port` → upstream (host, port) or a unix socket path. `cut()` resets every open
-    connection and refuses new ones until `restore()`."""
+    connection and refuses new ones until `restore()`; `latency` delays what upstream sends back."""
 
     def __init__(self, upstream: tuple[str, int] | str) -> None:
         self.upstream = upstream
         self.port = free_port()
+        self.latency = 0.0  # seconds; set it before the traffic it should slow down
         self._server: asyncio.Server | None = None
         self._links: set[asyncio.Task[None]] = set()
         self._writers: set[asyncio.StreamWriter] = set()
@@ -51,7 +53,7 @@ class TcpProxy:
             else:
                 upstream_reader, upstream_writer = await asyncio.open_connection(*self.upstream)
             self._writers.add(upstream_writer)
-            await asyncio.gather(_pipe(reader, upstream_writer), _pipe(upstream_reader, writer))
+            await asyncio.gather(_pipe(reader, upstream_writer), _pipe(upstream_reader, writer, lambda: self.latency))
         except OSError:
             pass
         finally:
@@ -62,12 +64,24 @@ class TcpProxy:
             self._links.discard(task)
 
 
-async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+async def _pipe(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, latency: Callable[[], float] = lambda: 0.0
+) -> None:
+    loop = asyncio.get_running_loop()
     with contextlib.suppress(OSError):
         while data := await reader.read(65536):
+            if (delay := latency()) > 0:
+                # A delay line: each chunk goes out `delay` after it came in, in order, none held up by another.
+                loop.call_later(delay, _write_late, writer, data)
+                continue
             writer.write(data)
             await writer.drain()
     writer.transport.abort()  # one side gone: the whole link goes
+
+
+def _write_late(writer: asyncio.StreamWriter, data: bytes) -> None:
+    if not writer.transport.is_closing():
+        writer.write(data)
 
 
 def pg_endpoint(dsn: str) -> tuple[str, int] | str:

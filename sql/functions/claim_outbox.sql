@@ -4,6 +4,8 @@
 -- order (behind a head only PENDING rows follow: a key's rows are claimed from its head, so no
 -- later row can have failed). Rows are leased, not locked: the claim token fences every later
 -- update, and a relay that dies lets its rows come back when the lease runs out.
+-- When the heads alone fill the batch, no row after the last head can make it into the batch,
+-- so the followers are only looked up below it (with interleaved sessions: none at all).
 -- Every lookup probes the (key, id) index or the primary key, one key or row at a time. Written
 -- as joins, they were planned as scans of the whole backlog per key whenever the statistics still
 -- described a near-empty outbox, i.e. right after a backlog had built up (an outage).
@@ -15,11 +17,12 @@ LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
     _token uuid := gen_random_uuid();
     _keys text[];
+    _last bigint;  -- the last head's id when the heads fill the batch, else NULL (no bound)
     _ids bigint[];
 BEGIN
     -- The oldest claimable heads, locked; another relay's heads are skipped, not waited for.
-    SELECT array_agg(h.key) INTO _keys
-      FROM (SELECT o.key FROM event_outbox o
+    SELECT array_agg(h.key), CASE WHEN count(*) = _batch_size THEN max(h.id) END INTO _keys, _last
+      FROM (SELECT o.key, o.id FROM event_outbox o
              WHERE o.status = 'PENDING' AND (o.claimed_until IS NULL OR o.claimed_until < now())
                AND o.id = (SELECT min(e.id) FROM event_outbox e
                             WHERE e.key = o.key AND e.status IN ('PENDING', 'FAILED'))
@@ -35,11 +38,12 @@ BEGIN
               FROM unnest(_keys) AS k(key)
               CROSS JOIN LATERAL (SELECT e.id FROM event_outbox e
                                    WHERE e.key = k.key AND e.status IN ('PENDING', 'FAILED')
+                                     AND e.id <= coalesce(_last, 9223372036854775807)
                                    ORDER BY e.id LIMIT _batch_size) n
              ORDER BY n.id LIMIT _batch_size) r;
 
     -- Leased by primary key. The UPDATE re-checks each row as it locks it; the status test is
-    -- spelled so that it cannot be answered from the (stale-prone) PENDING index.
+    -- spelled so that the planner cannot pick the partial PENDING index on stale statistics.
     RETURN QUERY
     WITH claimed AS (
         UPDATE event_outbox o

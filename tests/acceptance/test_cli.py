@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -15,9 +14,11 @@ from pathlib import Path
 import jwt
 import pytest
 
+from genesis.localservices import free_port, wait_for_port
 from tests.conftest import JWT_SECRET
+from tests.relay_harness import genesis_command
 
-GENESIS = Path(sys.executable).parent / "genesis"
+GENESIS = genesis_command()
 
 
 def _env(**settings: str) -> dict[str, str]:
@@ -33,12 +34,14 @@ def _env(**settings: str) -> dict[str, str]:
 
 def _run(*args: str, **settings: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [str(GENESIS), *args], env=_env(**settings), capture_output=True, text=True, timeout=60, check=False
+        [GENESIS, *args], env=_env(**settings), capture_output=True, text=True, timeout=60, check=False
     )
 
 
 def test_the_console_script_is_installed() -> None:
-    assert GENESIS.exists(), f"{GENESIS} missing: pip install -e . installs it"
+    # The script the other tests run is the one `pip install -e .` put beside this interpreter.
+    assert Path(GENESIS).parent == Path(sys.executable).parent, f"{GENESIS} is not the environment's own"
+    assert Path(GENESIS).is_file(), f"{GENESIS} missing: pip install -e . installs it"
 
 
 def test_migrate_twice(database_url: str) -> None:
@@ -91,33 +94,18 @@ def test_no_command_and_no_service_type_exits_2_naming_service_type() -> None:
         assert "SERVICE_TYPE" in lines[0]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def test_service_type_api_serves_healthz_and_stops_on_sigterm(database_url: str) -> None:
-    port = _free_port()
+    port = free_port()
     process = subprocess.Popen(
-        [str(GENESIS)],
+        [GENESIS],
         env=_env(SERVICE_TYPE="api", DATABASE_URL=database_url, JWT_SECRET=JWT_SECRET, API_PORT=str(port)),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
-        text=True,
     )
     try:
-        body = None
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and process.poll() is None:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as response:
-                    body = json.loads(response.read())
-                    break
-            except OSError:
-                time.sleep(0.1)
-        assert body == {"status": "ok"}, "the API never answered /healthz"
+        wait_for_port(port, process=process, timeout=30)
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as response:
+            assert json.loads(response.read()) == {"status": "ok"}
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=5) as response:
             assert json.loads(response.read())["status"] == "ok"
         process.send_signal(signal.SIGTERM)
@@ -134,9 +122,16 @@ def test_service_type_api_serves_healthz_and_stops_on_sigterm(database_url: str)
 def test_outbox_stats_prints_json(database_url: str) -> None:
     result = _run("outbox", "stats", DATABASE_URL=database_url)
     assert result.returncode == 0, result.stderr
-    stats = json.loads(result.stdout)
-    assert isinstance(stats, dict)
-    assert stats
+    # A fresh database: every count, and the oldest pending age, is zero (sql/functions/outbox_stats.sql).
+    assert json.loads(result.stdout) == {
+        "pending": 0,
+        "claimed": 0,
+        "retrying": 0,
+        "blocked": 0,
+        "blocked_sessions": 0,
+        "failed": 0,
+        "oldest_pending_age_seconds": 0.0,
+    }
 
 
 def test_outbox_operations_on_rows_that_do_not_exist(database_url: str) -> None:

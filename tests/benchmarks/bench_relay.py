@@ -3,7 +3,9 @@ its commit to a consumer of the topic.
 
 1. Drain: BENCH_ROWS (50,000) PENDING rows, written through the SQL functions in bulk, drained by 1
    and 2 replicas at RELAY_BATCH_SIZE 100 and 500 → events/s (from the commit that makes them
-   PENDING to the last one SENT; the topic's end offsets are checked to hold them all).
+   PENDING to the last one SENT; a consumer checks the topic holds them all). Two baselines from
+   the same run: a plain aiokafka producer sending the same rows with no database, and the claim +
+   mark_outbox_sent loop with no broker; the relay's figure is printed as a ratio of each.
 2. Latency: ConfirmStage commands committed at BENCH_RATE (200) per second for BENCH_SECONDS (20),
    commit → consumer receipt, p50/p99; with LISTEN/NOTIFY, then polling only (RELAY_LISTEN=false,
    RELAY_POLL_INTERVAL=BENCH_POLL_INTERVAL, the contract's 5 s by default).
@@ -20,7 +22,6 @@ import contextlib
 import os
 import shutil
 import statistics
-import sys
 import tempfile
 import time
 import uuid
@@ -28,12 +29,13 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import asyncpg
+from aiokafka import AIOKafkaProducer
 
 from genesis import db
 from genesis.localservices import LocalBroker, LocalPostgres
-from genesis.migrate import migrate
-from tests.conftest import with_database
+from relay.publisher import MAX_BATCH_SIZE, MAX_REQUEST_SIZE, headers_from_json
+from relay.worker import CLAIM
+from tests.benchmarks.harness import fresh_database, say
 from tests.relay_harness import STAGES, Pool, Rig, TopicConsumer, bulk_backlog, create_topic
 
 ROWS = int(os.environ.get("BENCH_ROWS", "50000"))
@@ -50,10 +52,6 @@ RELAY: dict[str, Any] = {
 }
 
 
-def say(line: str) -> None:
-    print(line, file=sys.stderr, flush=True)
-
-
 @contextlib.asynccontextmanager
 async def services(workdir: Path) -> AsyncIterator[tuple[str, str]]:
     postgres = broker = None
@@ -68,15 +66,7 @@ async def services(workdir: Path) -> AsyncIterator[tuple[str, str]]:
             say("starting the local broker …")
             broker = LocalBroker(log_path=workdir / "broker.log")
             bootstrap = broker.start()
-        name = "genesis_bench_relay"
-        conn = await asyncpg.connect(admin_url)
-        try:
-            await conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-            await conn.execute(f"CREATE DATABASE {name}")
-        finally:
-            await conn.close()
-        dsn = with_database(admin_url, name)
-        await migrate(dsn, log=lambda _line: None)
+        dsn = await fresh_database(admin_url, "genesis_bench_relay")
         yield dsn, bootstrap
     finally:
         if broker is not None:
@@ -101,12 +91,34 @@ async def pending(pool: Pool) -> int:
     return int(await pool.fetchval("SELECT count(*) FROM event_outbox WHERE status = 'PENDING'"))
 
 
+async def any_pending(pool: Pool) -> bool:
+    # Stops at the first PENDING row: polling with count(*) (20 ms of PostgreSQL CPU per call at
+    # 50k PENDING rows, every 20 ms) took a third of a core from the relay it was timing.
+    return bool(await pool.fetchval("SELECT EXISTS (SELECT FROM event_outbox WHERE status = 'PENDING')"))
+
+
 async def wait_drained(pool: Pool, within: float) -> None:
     deadline = time.monotonic() + within
-    while await pending(pool):
+    while await any_pending(pool):
         if time.monotonic() > deadline:
             raise TimeoutError(f"still {await pending(pool)} PENDING after {within}s")
         await asyncio.sleep(0.02)
+
+
+async def make_pending(rig: Rig, topic: str) -> None:
+    """Every row PENDING again, for `topic`, in one commit with one NOTIFY (as a burst of commands)."""
+    async with rig.pool.acquire() as conn, conn.transaction():
+        await conn.execute(
+            """UPDATE event_outbox SET status = 'PENDING', sent_at = NULL, attempts = 0, topic = $1,
+                      claim_token = NULL, claimed_until = NULL""",
+            topic,
+        )
+        await conn.execute("SELECT pg_notify('genesis_outbox_v1', '')")
+
+
+async def settle(rig: Rig) -> None:
+    await rig.pool.execute("UPDATE event_outbox SET status = 'SENT', sent_at = now(), claim_token = NULL")
+    await rig.pool.execute("VACUUM ANALYZE event_outbox")
 
 
 async def drain(rig: Rig, rows: int, replicas: int, batch: int) -> float:
@@ -115,13 +127,7 @@ async def drain(rig: Rig, rows: int, replicas: int, batch: int) -> float:
     await create_topic(rig.bootstrap, topic, PARTITIONS)
     relays = [await rig.start_relay(**RELAY, KAFKA_TOPIC=topic, RELAY_BATCH_SIZE=batch) for _ in range(replicas)]
     try:
-        async with rig.pool.acquire() as conn, conn.transaction():
-            await conn.execute(
-                """UPDATE event_outbox SET status = 'PENDING', sent_at = NULL, attempts = 0, topic = $1,
-                          claim_token = NULL, claimed_until = NULL""",
-                topic,
-            )
-            await conn.execute("SELECT pg_notify('genesis_outbox_v1', '')")
+        await make_pending(rig, topic)
         started = time.perf_counter()
         await wait_drained(rig.pool, within=600)
         seconds = time.perf_counter() - started
@@ -132,6 +138,41 @@ async def drain(rig: Rig, rows: int, replicas: int, batch: int) -> float:
     assert found == rows, f"only {found} of {rows} events on {topic}"
     await rig.pool.execute("VACUUM ANALYZE event_outbox")
     return rows / seconds
+
+
+async def database_only(rig: Rig, batch: int) -> float:
+    """Baseline: rows/s of the relay's claim and mark_outbox_sent alone, one batch after another,
+    publishing nothing."""
+    await make_pending(rig, "unused")
+    started = time.perf_counter()
+    total = 0
+    while records := await rig.pool.fetch(CLAIM, batch, 30):  # the relay's own claim query
+        ids = [r["id"] for r in records]
+        total += await rig.pool.fetchval("SELECT mark_outbox_sent($1, $2)", records[0]["claim_token"], ids)
+    seconds = time.perf_counter() - started
+    await settle(rig)
+    return total / seconds
+
+
+async def producer_only(rig: Rig) -> float:
+    """Baseline: messages/s of a plain aiokafka producer sending the same rows, one send() each,
+    with the relay's producer settings and no database in the loop."""
+    topic = f"bench-producer-{uuid.uuid4().hex[:8]}"
+    await create_topic(rig.bootstrap, topic, PARTITIONS)
+    records = await rig.pool.fetch("SELECT key, payload::text AS value, headers::text AS headers FROM event_outbox")
+    messages = [(r["key"].encode(), r["value"].encode(), headers_from_json(r["headers"])) for r in records]
+    producer = AIOKafkaProducer(
+        bootstrap_servers=rig.bootstrap, acks="all", enable_idempotence=False, linger_ms=2,
+        max_batch_size=MAX_BATCH_SIZE, max_request_size=MAX_REQUEST_SIZE,
+    )  # fmt: skip
+    await producer.start()
+    try:
+        started = time.perf_counter()
+        futures = [await producer.send(topic, value, key=key, headers=headers) for key, value, headers in messages]
+        await asyncio.gather(*futures)
+        return len(messages) / (time.perf_counter() - started)
+    finally:
+        await producer.stop()
 
 
 async def latency(rig: Rig, *, listen: bool) -> dict[str, float]:
@@ -185,15 +226,17 @@ async def main() -> None:
     async with contextlib.AsyncExitStack() as stack:
         stack.callback(shutil.rmtree, workdir, ignore_errors=True)  # the embedded PostgreSQL's files too
         dsn, bootstrap = await stack.enter_async_context(services(workdir))
-        pool = await db.create_pool(dsn, application_name="bench", kafka_topic="bench", isolation="read committed")
+        pool = await db.create_pool(dsn, application_name="bench", kafka_topic="bench", isolation="read_committed")
         rig = Rig(dsn, bootstrap, "bench", pool, TopicConsumer(bootstrap, "unused"), workdir)
         try:
             say(f"writing {ROWS} outbox rows through the SQL functions …")
             started = time.perf_counter()
             rows = await bulk_backlog(pool, sessions=ROWS // 5, rounds=5)
             say(f"  {rows} rows in {time.perf_counter() - started:.1f}s")
-            await pool.execute("UPDATE event_outbox SET status = 'SENT', sent_at = now()")
-            await pool.execute("VACUUM ANALYZE event_outbox")
+            await settle(rig)
+            say("baselines: the database alone, then the broker alone …")
+            baselines = {batch: await database_only(rig, batch) for batch in (100, 500)}
+            plain = await producer_only(rig)
             drained = []
             for replicas, batch in ((1, 100), (1, 500), (2, 100), (2, 500)):
                 say(f"drain: {replicas} replica(s), batch {batch} …")
@@ -206,10 +249,14 @@ async def main() -> None:
             await rig.consumer.stop()  # never started; closed all the same
             await pool.close()
 
-    print(f"drain of {rows} PENDING rows")
-    print(f"{'replicas':>9}{'batch':>7}{'events/s':>10}")
+    print(f"drain of {rows} PENDING rows; baselines measured in this run:")
+    print(f"  plain aiokafka producer, one send() per row, no database: {plain:.0f} messages/s")
+    for batch, per_second in baselines.items():
+        print(f"  claim_outbox + mark_outbox_sent at batch {batch}, no broker: {per_second:.0f} rows/s")
+    print(f"{'replicas':>9}{'batch':>7}{'events/s':>10}{'/producer':>11}{'/database':>11}")
     for replicas, batch, per_second in drained:
-        print(f"{replicas:>9}{batch:>7}{per_second:>10.0f}")
+        ratios = f"{per_second / plain:>11.2f}{per_second / baselines[batch]:>11.2f}"
+        print(f"{replicas:>9}{batch:>7}{per_second:>10.0f}{ratios}")
     print(f"\ncommit → consumer latency, ConfirmStage at {RATE:g}/s for {SECONDS:g}s")
     print(f"{'wake-up':<28}{'commands/s':>11}{'events':>8}{'p50 ms':>9}{'p99 ms':>9}{'max ms':>9}")
     for listen, r in timed:

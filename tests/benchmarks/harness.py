@@ -14,13 +14,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import asyncpg
-
 from genesis.localservices import LocalPostgres, free_port, wait_for_port
 from genesis.migrate import migrate
 from genesis.settings import Settings
 from genesis.tokens import issue_token
-from tests.conftest import with_database
+from tests.conftest import drop_database, on_server, with_database
+from tests.relay_harness import genesis_command
 
 SECRET = "bench-secret-" + "x" * 32
 USER = "bench"
@@ -49,12 +48,12 @@ def api_stack(name: str) -> Iterator[Stack]:
         admin_url = server.start()
     api = None
     try:
-        dsn = asyncio.run(_fresh_database(admin_url, f"genesis_bench_{name}"))
+        dsn = asyncio.run(fresh_database(admin_url, f"genesis_bench_{name}"))
         port = free_port()
         env = {**os.environ, "DATABASE_URL": dsn, "JWT_SECRET": SECRET, "API_PORT": str(port), "LOG_LEVEL": "WARNING",
                "TOKEN": issue_token(Settings(jwt_secret=SECRET), USER, 3600), "BENCH_USER": USER}  # fmt: skip
-        api = subprocess.Popen([str(Path(sys.executable).with_name("genesis")), "api"], env=env)
-        wait_for_port(port)
+        api = subprocess.Popen([genesis_command(), "api"], env=env)
+        wait_for_port(port, process=api)
         yield Stack(dsn, f"http://127.0.0.1:{port}", env, workdir)
     finally:
         if api is not None:
@@ -64,13 +63,8 @@ def api_stack(name: str) -> Iterator[Stack]:
             server.stop()
 
 
-async def _fresh_database(admin_url: str, name: str) -> str:
-    conn = await asyncpg.connect(admin_url)
-    try:
-        await conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        await conn.execute(f"CREATE DATABASE {name}")
-    finally:
-        await conn.close()
+async def fresh_database(admin_url: str, name: str) -> str:
+    await on_server(admin_url, drop_database(name), f'CREATE DATABASE "{name}"')
     dsn = with_database(admin_url, name)
     await migrate(dsn, log=say)
     return dsn

@@ -22,7 +22,8 @@ from typing import Any
 import aiohttp
 import asyncpg
 
-STAGES = ("CONCEPT_SELECTION", "STORY_CONCEPTION", "WORLDVIEW", "CHARACTERS", "PLOT_OUTLINE")
+from tests.relay_harness import STAGES
+
 FLOW: list[tuple[str, dict[str, Any]]] = [
     ("RequestConceptGeneration", {"count": 3}),
     ("SubmitFeedback", {"feedback": "more mystery"}),

@@ -19,6 +19,7 @@ from aiohttp import web
 from api.app import create_app
 from genesis import commands
 from genesis.settings import Settings
+from tests.relay_harness import complete, submit
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 pytestmark = pytest.mark.skipif(
@@ -133,7 +134,6 @@ async def test_a_developer_drives_a_session_from_the_console(
     await expect(page.get_by_test_id("session-version")).to_have_text("3")
 
     await page.screenshot(path=tmp_path / "console.png", full_page=True)
-    assert (tmp_path / "console.png").stat().st_size > 0
 
 
 async def test_the_stream_resumes_with_last_event_id_after_the_server_ends_it(
@@ -145,15 +145,11 @@ async def test_the_stream_resumes_with_last_event_id_after_the_server_ends_it(
     await page.get_by_test_id("create-session").click()
     await expect(page.get_by_test_id("stream-state")).to_have_text("live")
     await expect(_events(page)).to_have_count(1)
-    session_id = uuid.UUID(await page.get_by_test_id("session-id").inner_text())
+    session_id = str(uuid.UUID(await page.get_by_test_id("session-id").inner_text()))
 
     async with conn.transaction():  # one burst of 10 events: more than the stream's buffer of 2
         for i in range(5):
-            row = await conn.fetchrow(
-                "SELECT * FROM submit_command($1, 'SubmitFeedback', $2, 'dev-user')", session_id, {"feedback": f"{i}"}
-            )
-            assert row is not None
-            await conn.execute("SELECT * FROM complete_command($1, 'COMPLETED', '{}')", row["command_id"])
+            await complete(conn, await submit(conn, session_id, "SubmitFeedback", {"feedback": f"{i}"}, "dev-user"))
 
     await expect(page.get_by_test_id("stream-note")).to_have_count(1)  # the server's `event: overflow`
     await expect(_events(page)).to_have_count(11)

@@ -9,6 +9,8 @@ import asyncpg
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
+from tests.relay_harness import STAGES as STAGES  # re-exported: the command tests import it from here
+
 Client = TestClient[web.Request, web.Application]
 Auth = Callable[..., dict[str, str]]
 
@@ -20,7 +22,6 @@ TABLES = (
     "async_tasks",
     "flow_resume_handles",
 )
-STAGES = ("CONCEPT_SELECTION", "STORY_CONCEPTION", "WORLDVIEW", "CHARACTERS", "PLOT_OUTLINE")
 
 
 async def row_counts(conn: asyncpg.Connection[Any]) -> dict[str, int]:

@@ -11,8 +11,6 @@ import asyncio
 import os
 import signal
 import subprocess
-import sys
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -28,6 +26,7 @@ from genesis.localservices import free_port, wait_for_port
 from genesis.settings import Settings
 from genesis.tokens import issue_token
 from tests.conftest import JWT_SECRET
+from tests.relay_harness import genesis_command
 
 # Streams never end by themselves; they have their own tests (test_events_stream.py).
 SKIP = {("GET", "/genesis/sessions/{session_id}/events/stream")}
@@ -37,12 +36,11 @@ EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "40"))
 @pytest.mark.slow
 async def test_fuzzing_every_operation_finds_no_server_error(database_url: str) -> None:
     port = free_port()
-    genesis = Path(sys.executable).with_name("genesis")
     env = {**os.environ, "DATABASE_URL": database_url, "JWT_SECRET": JWT_SECRET, "API_PORT": str(port),
            "SERVICE_TYPE": "api", "LOG_LEVEL": "ERROR"}  # fmt: skip
-    process = subprocess.Popen([str(genesis)], env=env, stderr=subprocess.PIPE)  # noqa: ASYNC220 - a server, not awaited
+    process = subprocess.Popen([genesis_command()], env=env, stderr=subprocess.PIPE)  # noqa: ASYNC220 - a server, not awaited
     try:
-        await asyncio.to_thread(wait_for_port, port)
+        await asyncio.to_thread(wait_for_port, port, process=process)
         base_url = f"http://127.0.0.1:{port}"
         token = issue_token(Settings(jwt_secret=JWT_SECRET), "fuzzer", ttl=600)
         async with aiohttp.ClientSession() as http:

@@ -4,16 +4,24 @@ serialization failure is retried rather than surfacing as a 5xx."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import asyncpg
 import pytest
+from aiohttp import web
 
-from api import state
+from api.app import create_app
 from genesis import db, errors
+from genesis.settings import Settings
 from tests.integration.tables import Auth, Client, commands_url, row_counts
+from tests.relay_harness import eventually
+from tests.relay_proxy import TcpProxy, dsn_via, pg_endpoint
+
+AppClient = Callable[[web.Application], Any]
 
 ASYNC = {"command_type": "RequestConceptGeneration", "payload": {"count": 2}}
 SYNC = {"command_type": "ConfirmStage", "payload": {"stage": "CONCEPT_SELECTION"}}
@@ -104,30 +112,26 @@ async def test_the_psql_path_is_atomic_too(conn: asyncpg.Connection[Any]) -> Non
     assert await _session(conn, session["id"]) == ("IN_PROGRESS", "CONCEPT_SELECTION", 2)
 
 
-async def _wait_for_lock_waiter(conn: asyncpg.Connection[Any], application_name: str) -> None:
-    for _ in range(200):
-        waiting = await conn.fetchval(
-            "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1 AND wait_event_type = 'Lock'",
-            application_name,
-        )
-        if waiting:
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"no {application_name} backend ever waited for the session lock")
-
-
 async def test_a_serialization_failure_is_retried_not_a_5xx(
-    client: Client, auth: Auth, session_id: str, conn: asyncpg.Connection[Any]
+    client: Client, auth: Auth, session_id: str, conn: asyncpg.Connection[Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # The API's transaction takes its snapshot, then waits for the session lock held here; this
     # connection then moves the stage on and commits, so the API's lock attempt is a serialization
     # failure (REPEATABLE READ). Only a retry, with a new snapshot, can answer STAGE_CONFLICT.
+    outcomes = _watch_submit_command(monkeypatch)
+
+    async def api_waits_for_the_lock() -> bool:
+        return bool(await conn.fetchval(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1 AND wait_event_type = 'Lock'",
+            "genesis-api",
+        ))  # fmt: skip
+
     transaction = conn.transaction()
     await transaction.start()
     await conn.execute("SELECT 1 FROM genesis_sessions WHERE id = $1 FOR UPDATE", uuid.UUID(session_id))
     request = asyncio.create_task(client.post(commands_url(session_id), json=SYNC, headers=auth()))
     try:
-        await _wait_for_lock_waiter(conn, "genesis-api")
+        await eventually(api_waits_for_the_lock, within=10, what="the API's backend waits for the session lock")
         await conn.fetch(
             "SELECT * FROM submit_command($1, 'ConfirmStage', $2, 'alice')",
             uuid.UUID(session_id),
@@ -140,6 +144,28 @@ async def test_a_serialization_failure_is_retried_not_a_5xx(
     assert response.status == 409, body
     assert body["error_code"] == "STAGE_CONFLICT"
     assert body["current_stage"] == "STORY_CONCEPTION"
+    # The first attempt was the serialization failure; the second, run again, refused the stage.
+    assert outcomes == ["40001", "GS410"]
+
+
+def _watch_submit_command(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The SQLSTATE (or "ok") of each attempt of the API's submit_command calls, as they come back."""
+    outcomes: list[str] = []
+    fetchrow = asyncpg.Pool.fetchrow
+
+    async def watched(pool: asyncpg.Pool[Any], query: str, *args: Any, **kwargs: Any) -> Any:
+        if "submit_command" not in query:
+            return await fetchrow(pool, query, *args, **kwargs)
+        try:
+            row = await fetchrow(pool, query, *args, **kwargs)
+        except asyncpg.PostgresError as exc:
+            outcomes.append(str(exc.sqlstate))
+            raise
+        outcomes.append("ok")
+        return row
+
+    monkeypatch.setattr(asyncpg.Pool, "fetchrow", watched)
+    return outcomes
 
 
 async def test_concurrent_confirmations_one_wins_the_rest_conflict(
@@ -158,52 +184,91 @@ async def test_concurrent_confirmations_one_wins_the_rest_conflict(
     assert await _session(conn, session_id) == ("IN_PROGRESS", "STORY_CONCEPTION", 2)
 
 
-async def test_transact_retries_serialization_failures_and_deadlocks(database_url: str) -> None:
+# A function whose attempts fail with the SQLSTATEs given, one per attempt (none left: it succeeds). Each
+# attempt first writes a row; the sequence is not rolled back, so it counts the attempts.
+ATTEMPT = """
+    CREATE SEQUENCE test_attempts;
+    CREATE TABLE test_attempt_rows (attempt bigint NOT NULL);
+    CREATE FUNCTION test_attempt(_errcodes text[]) RETURNS bigint LANGUAGE plpgsql VOLATILE AS $$
+    DECLARE
+        _n bigint := nextval('test_attempts');
+    BEGIN
+        INSERT INTO test_attempt_rows VALUES (_n);
+        IF _errcodes[_n] IS NOT NULL THEN
+            PERFORM genesis_refuse(_errcodes[_n], 'injected', '{"current_stage": "X"}');
+        END IF;
+        RETURN _n;
+    END $$;
+"""
+
+
+async def test_call_retries_serialization_failures_and_deadlocks(
+    database_url: str, conn: asyncpg.Connection[Any]
+) -> None:
+    await conn.execute(ATTEMPT)
     pool = await db.create_pool(database_url, application_name="test", kafka_topic="t", max_size=2)
+
+    async def attempts(errcodes: list[str]) -> Any:
+        await conn.execute("ALTER SEQUENCE test_attempts RESTART")
+        return await db.call(pool, "SELECT test_attempt($1) AS attempt", errcodes)
+
+    async def counted() -> tuple[int, list[int]]:
+        made = await conn.fetchval("SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM test_attempts")
+        return made, [r["attempt"] for r in await conn.fetch("SELECT attempt FROM test_attempt_rows")]
+
     try:
-        attempts: list[int] = []
-
-        async def flaky(conn: db.Conn) -> int:
-            attempts.append(1)
-            await conn.execute("INSERT INTO flow_resume_handles (correlation_id, session_id, expires_at) "
-                               "SELECT gen_random_uuid(), id, now() FROM genesis_sessions")  # fmt: skip
-            if len(attempts) == 1:
-                await conn.execute("SELECT genesis_refuse('40001', 'could not serialize')")
-            if len(attempts) == 2:
-                await conn.execute("SELECT genesis_refuse('40P01', 'deadlock detected')")
-            return len(attempts)
-
-        await pool.execute("SELECT create_session('carol')")
-        assert await db.transact(pool, flaky) == 3
-        # The two failed attempts rolled back their rows; the third committed its one.
-        assert await pool.fetchval("SELECT count(*) FROM flow_resume_handles") == 1
-
-        async def hopeless(conn: db.Conn) -> None:
-            await conn.execute("SELECT genesis_refuse('40001', 'could not serialize')")
+        row = await attempts(["40001", "40P01"])
+        assert row is not None
+        assert row["attempt"] == 3
+        # Three attempts; the two that failed rolled back their rows, the third committed its one.
+        assert await counted() == (3, [3])
 
         with pytest.raises(errors.Busy) as caught:
-            await db.transact(pool, hopeless)
+            await attempts(["40001"] * (db.SERIALIZATION_RETRIES + 5))
         assert (caught.value.status, caught.value.error_code) == (503, "SERVICE_BUSY")
+        assert await counted() == (db.SERIALIZATION_RETRIES, [3])
 
-        async def refused(conn: db.Conn) -> None:
-            await conn.execute("SELECT genesis_refuse('GS410', 'no', '{\"current_stage\": \"X\"}')")
-
+        # A refusal is the caller's answer: not run again.
         with pytest.raises(errors.StageConflict) as conflict:
-            await db.transact(pool, refused)
+            await attempts(["GS410"])
         assert conflict.value.fields == {"current_stage": "X"}
+        assert await counted() == (1, [3])
     finally:
         await pool.close()
 
 
-async def test_a_database_that_is_gone_is_a_json_503(client: Client, auth: Auth, session_id: str) -> None:
-    # Closing the app's pool stands for a database it cannot reach: requests fail fast and say so.
-    await client.app[state.POOL].close()
-    response = await client.post(commands_url(session_id), json=SYNC, headers=auth())
-    assert response.status == 503
-    assert await response.json() == {
-        "error_code": "SERVICE_UNAVAILABLE",
-        "message": "The database is unavailable; try again",
-    }
-    ready = await client.get("/readyz")
-    assert ready.status == 503
-    assert (await ready.json())["status"] == "unavailable"
+async def test_a_database_the_api_cannot_reach_is_a_json_503_until_it_is_back(
+    settings: Settings, aiohttp_client: AppClient, auth: Auth
+) -> None:
+    # The API's pool reaches the database through a proxy; cutting it resets its connections and
+    # refuses new ones (the LISTEN connection, not used here, stays direct).
+    proxy = TcpProxy(pg_endpoint(settings.database_url))
+    await proxy.start()
+    try:
+        proxied = dataclasses.replace(settings, database_url=dsn_via(settings.database_url, proxy.port))
+        client: Client = await aiohttp_client(create_app(proxied))
+        created = await client.post("/genesis/sessions", headers=auth())
+        assert created.status == 201
+        session_id = (await created.json())["id"]
+
+        await proxy.cut()
+        response = await client.post(commands_url(session_id), json=SYNC, headers=auth())
+        assert response.status == 503
+        assert await response.json() == {
+            "error_code": "SERVICE_UNAVAILABLE",
+            "message": "The database is unavailable; try again",
+        }
+        ready = await client.get("/readyz")
+        assert ready.status == 503
+        assert (await ready.json())["status"] == "unavailable"
+
+        await proxy.restore()
+
+        async def ready_again() -> bool:
+            return (await client.get("/readyz")).status == 200
+
+        await eventually(ready_again, within=10, what="ready once the database is reachable again")
+        response = await client.post(commands_url(session_id), json=SYNC, headers=auth())
+        assert response.status == 200, await response.text()
+    finally:
+        await proxy.cut()

@@ -63,31 +63,56 @@ def _bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
-BAD_AUTHORIZATION = {
-    "missing": None,
-    "empty": "",
-    "no token": "Bearer",
-    "blank token": "Bearer    ",
-    "basic scheme": "Basic YWxpY2U6c2VjcmV0",
-    "token without scheme": jwt.encode(_claims(), JWT_SECRET, algorithm="HS256"),
-    "garbage": "Bearer not-a-jwt",
-    "three garbage parts": "Bearer a.b.c",
-    "expired": "Bearer " + jwt.encode(_claims(exp=int(time.time()) - 60), JWT_SECRET, algorithm="HS256"),
-    "bad signature": "Bearer " + jwt.encode(_claims(), "another-secret-" + "y" * 32, algorithm="HS256"),
-    "alg none": "Bearer " + _unsigned({"alg": "none", "typ": "JWT"}, _claims()),
-    "alg none with a signature": "Bearer " + _unsigned({"alg": "none"}, _claims(), b"sig"),
-    "missing exp": "Bearer " + jwt.encode(_claims(exp=None), JWT_SECRET, algorithm="HS256"),
-    "missing sub": "Bearer " + jwt.encode(_claims(sub=None), JWT_SECRET, algorithm="HS256"),
-    "empty sub": "Bearer " + jwt.encode(_claims(sub=""), JWT_SECRET, algorithm="HS256"),
-    "NUL in sub": "Bearer " + jwt.encode(_claims(sub="al\x00ice"), JWT_SECRET, algorithm="HS256"),
-    "lone surrogate in sub": "Bearer " + jwt.encode(_claims(sub="al\ud800ice"), JWT_SECRET, algorithm="HS256"),
-    "HS512 when only HS256 is allowed": "Bearer " + _hmac_token(JWT_SECRET.encode(), _claims(), "HS512"),
-    "not yet valid": "Bearer " + jwt.encode(_claims(nbf=int(time.time()) + 600), JWT_SECRET, algorithm="HS256"),
-}
+INVALID = "Invalid token: "
+NOT_BEARER = "Authorization must be 'Bearer <token>'"
+BAD_SUBJECT = "Token subject has characters a user id cannot hold"
 
 
-async def test_every_bad_token_is_a_json_401(client: Client, session_id: str) -> None:
-    for name, authorization in BAD_AUTHORIZATION.items():
+def _bad_authorizations() -> dict[str, tuple[str | None, str]]:
+    """Each bad Authorization header and the message it must get. Built when the test runs, so no token
+    has expired on its own by then (only "expired" may say so)."""
+    now = int(time.time())
+
+    def hs256(**changes: Any) -> str:
+        return "Bearer " + jwt.encode(_claims(**changes), JWT_SECRET, algorithm="HS256")
+
+    return {
+        "missing": (None, "Missing bearer token"),
+        "empty": ("", "Missing bearer token"),
+        "no token": ("Bearer", NOT_BEARER),
+        "blank token": ("Bearer    ", NOT_BEARER),
+        "basic scheme": ("Basic YWxpY2U6c2VjcmV0", NOT_BEARER),
+        "token without scheme": (hs256().removeprefix("Bearer "), NOT_BEARER),
+        "garbage": ("Bearer not-a-jwt", INVALID + "Not enough segments"),
+        "three garbage parts": ("Bearer a.b.c", INVALID + "Invalid header padding"),
+        "expired": (hs256(exp=now - 60), "Token expired"),
+        "bad signature": (
+            "Bearer " + jwt.encode(_claims(), "another-secret-" + "y" * 32, algorithm="HS256"),
+            INVALID + "Signature verification failed",
+        ),
+        "alg none": (
+            "Bearer " + _unsigned({"alg": "none", "typ": "JWT"}, _claims()),
+            INVALID + "The specified alg value is not allowed",
+        ),
+        "alg none with a signature": (
+            "Bearer " + _unsigned({"alg": "none"}, _claims(), b"sig"),
+            INVALID + "The specified alg value is not allowed",
+        ),
+        "missing exp": (hs256(exp=None), INVALID + 'Token is missing the "exp" claim'),
+        "missing sub": (hs256(sub=None), INVALID + 'Token is missing the "sub" claim'),
+        "empty sub": (hs256(sub=""), "Token has no subject"),
+        "NUL in sub": (hs256(sub="al\x00ice"), BAD_SUBJECT),
+        "lone surrogate in sub": (hs256(sub="al\ud800ice"), BAD_SUBJECT),
+        "HS512 when only HS256 is allowed": (
+            "Bearer " + _hmac_token(JWT_SECRET.encode(), _claims(), "HS512"),
+            INVALID + "The specified alg value is not allowed",
+        ),
+        "not yet valid": (hs256(nbf=now + 600), INVALID + "The token is not yet valid (nbf)"),
+    }
+
+
+async def test_every_bad_token_is_a_json_401_for_its_own_reason(client: Client, session_id: str) -> None:
+    for name, (authorization, message) in _bad_authorizations().items():
         headers = {} if authorization is None else {"Authorization": authorization}
         for response in (
             await client.post("/genesis/sessions", headers=headers),
@@ -95,16 +120,12 @@ async def test_every_bad_token_is_a_json_401(client: Client, session_id: str) ->
             await client.post(f"/genesis/sessions/{session_id}/commands", json={}, headers=headers),
         ):
             try:
-                await _assert_401(response)
+                body = await _assert_401(response)
             except AssertionError as exc:
                 raise AssertionError(f"{name}: {response.status}") from exc
-
-
-async def test_expired_token_says_so(client: Client) -> None:
-    body = await _assert_401(await client.post("/genesis/sessions", headers=_bearer(
-        jwt.encode(_claims(exp=int(time.time()) - 60), JWT_SECRET, algorithm="HS256")
-    )))  # fmt: skip
-    assert body["message"] == "Token expired"
+            # Only the expired token may fail for being expired: any other failing so is a stale test token.
+            assert (body["message"] == "Token expired") == (name == "expired"), (name, body)
+            assert body["message"] == message, (name, body)
 
 
 async def test_probes_need_no_token(client: Client) -> None:

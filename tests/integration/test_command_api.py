@@ -123,11 +123,13 @@ async def test_session_that_is_not_yours_does_not_exist(
 ) -> None:
     target = session_id if path_id == "own" else path_id
     before = await row_counts(conn)
-    get = await client.get(f"/genesis/sessions/{target}", headers=auth(user))
-    post = await client.post(
-        commands_url(target), json={"command_type": "RequestConceptGeneration", "payload": {}}, headers=auth(user)
-    )
-    for response in (get, post):
+    responses = [await client.get(f"/genesis/sessions/{target}", headers=auth(user))]
+    for request in (
+        {"command_type": "RequestConceptGeneration", "payload": {}},  # async
+        {"command_type": "ConfirmStage", "payload": {"stage": "CONCEPT_SELECTION"}},  # sync
+    ):
+        responses.append(await client.post(commands_url(target), json=request, headers=auth(user)))
+    for response in responses:
         body = await response.json()
         if path_id == "":  # /genesis/sessions/ is no route at all
             assert response.status in (404, 405), body

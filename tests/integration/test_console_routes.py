@@ -9,14 +9,12 @@ from typing import Any
 
 import jwt
 import pytest
-from aiohttp import web
-from aiohttp.test_utils import TestClient
 
 from api.app import create_app
 from api.console import STATIC
 from genesis.settings import Settings
+from tests.integration.tables import Client
 
-Client = TestClient[web.Request, web.Application]
 ASSETS = ("console.js", "sse.js", "console.css")
 
 

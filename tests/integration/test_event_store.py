@@ -13,24 +13,23 @@ import asyncpg
 import pytest
 
 from genesis.events import EVENT_TYPE_PATTERN, is_valid_event_type
-from tests.integration.tables import STAGES, Auth, Client, commands_url
+from tests.integration.tables import Auth, Client, commands_url
+from tests.relay_harness import STAGES, complete, submit
 from tests.unit.test_events import BAD_NAMES, GOOD_NAMES
 
 Conn: TypeAlias = "asyncpg.Connection[Any]"
 
 
-async def _submit(conn: Conn, session: str, command_type: str, payload: dict[str, Any]) -> Any:
-    return await conn.fetchrow(
-        "SELECT * FROM submit_command($1, $2, $3, 'alice')", uuid.UUID(session), command_type, payload
-    )
+async def _submit(conn: Conn, session: str, command_type: str, payload: dict[str, Any]) -> str:
+    """Submits as alice, the way psql would; the command's id."""
+    return await submit(conn, session, command_type, payload, "alice")
 
 
 async def test_each_session_is_a_causation_chain_with_versions_1_2_3(conn: Conn) -> None:
     sessions = [(await conn.fetchval("SELECT create_session('alice')"))["id"] for _ in range(2)]
     # Interleave the two sessions so a chain that crossed sessions would show.
     for session in sessions:
-        concept = await _submit(conn, session, "RequestConceptGeneration", {})
-        await conn.execute("SELECT complete_command($1, 'COMPLETED', '{}')", concept["command_id"])
+        await complete(conn, await _submit(conn, session, "RequestConceptGeneration", {}))
     for stage in STAGES:
         for session in sessions:
             await _submit(conn, session, "ConfirmStage", {"stage": stage})
@@ -89,8 +88,8 @@ async def test_metadata_and_outbox_row_of_an_event(client: Client, auth: Auth, s
     assert outbox["payload"]["payload"] == {"feedback": "yes"}
 
     # From psql the event says so, and a missing request id is null.
-    row = await _submit(conn, session_id, "RequestConceptGeneration", {})
-    psql_event = await conn.fetchrow("SELECT * FROM domain_events WHERE event_id = $1", row["event_ids"][0])
+    psql_command = uuid.UUID(await _submit(conn, session_id, "RequestConceptGeneration", {}))
+    psql_event = await conn.fetchrow("SELECT * FROM domain_events WHERE correlation_id = $1", psql_command)
     assert psql_event is not None
     assert psql_event["metadata"]["source_service"] == "psql"
     assert psql_event["metadata"]["request_id"] is None
@@ -167,7 +166,7 @@ async def test_a_commit_notifies_both_channels_a_refusal_neither(database_url: s
     try:
         with pytest.raises(asyncpg.PostgresError):  # refused: stage conflict
             await _submit(conn, refused_session, "ConfirmStage", {"stage": "WORLDVIEW"})
-        with pytest.raises(asyncpg.PostgresError):  # refused: duplicate
+        with pytest.raises(asyncpg.PostgresError):  # refused: feedback is required text
             await _submit(conn, refused_session, "SubmitFeedback", {"feedback": ""})
 
         # Inside an open transaction nothing is sent yet; the commit sends it.

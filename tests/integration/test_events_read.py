@@ -11,14 +11,11 @@ import asyncpg
 import jsonschema
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestClient
 
 from api.app import create_app
 from api.openapi import document
 from genesis.settings import Settings
-
-Client = TestClient[web.Request, web.Application]
-Auth = Callable[..., dict[str, str]]
+from tests.integration.tables import Auth, Client
 
 
 async def _feedback_round(conn: asyncpg.Connection[Any], session_id: str, n: int) -> None:
@@ -80,10 +77,17 @@ async def test_cors_preflight_and_headers_follow_cors_origins(
     denied = await client.options("/genesis/sessions", headers={**preflight, "Origin": "https://evil.example"})
     assert denied.status == 403
     assert "Access-Control-Allow-Origin" not in denied.headers
+    assert (await denied.json())["error_code"] == "CORS_NOT_ALLOWED"
 
     created = await client.post("/genesis/sessions", headers={**auth(), "Origin": "https://app.example"})
     assert created.headers["Access-Control-Allow-Origin"] == "https://app.example"
     assert "Location" in created.headers["Access-Control-Expose-Headers"]
+    refused = await client.post("/genesis/sessions", headers={"Origin": "https://app.example", "X-Request-ID": "r-1"})
+    assert refused.status == 401  # error answers carry the headers too
+    assert (refused.headers["Access-Control-Allow-Origin"], refused.headers["X-Request-ID"]) == (
+        "https://app.example",
+        "r-1",
+    )
 
 
 async def test_no_cors_when_unset(client: Client) -> None:

@@ -14,7 +14,7 @@ import pytest
 
 from genesis import migrate as migrate_module
 from genesis.migrate import MIGRATION_NAME, MigrationError, migrate, migration_files
-from tests.conftest import with_database
+from tests.conftest import drop_database, on_server, with_database
 
 SCHEMA_DUMP = """
 SELECT 'column ' || table_name || '.' || column_name || ' ' || data_type || ' ' || is_nullable
@@ -51,17 +51,9 @@ async def _dump(dsn: str) -> list[str]:
 @pytest.fixture
 async def empty_database(pg_admin_url: str) -> AsyncIterator[str]:
     name = f"genesis_empty_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(pg_admin_url)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE template0')
-    finally:
-        await admin.close()
+    await on_server(pg_admin_url, f'CREATE DATABASE "{name}" TEMPLATE template0')
     yield with_database(pg_admin_url, name)
-    admin = await asyncpg.connect(pg_admin_url)
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
+    await on_server(pg_admin_url, drop_database(name))
 
 
 async def test_migrating_again_changes_nothing(database_url: str) -> None:
@@ -200,7 +192,9 @@ async def test_a_broken_function_file_stops_the_run_and_installs_nothing(
     copy = _copy_sql(tmp_path)
     # An earlier file changes a function; the broken later one must take that change back with it.
     changed = copy / "functions" / "genesis_next_stage.sql"
-    changed.write_text(changed.read_text().replace("SELECT CASE _stage", "SELECT CASE _stage -- changed"))
+    text = changed.read_text()
+    assert "SELECT CASE _stage" in text  # else the replace below changes nothing and the test proves nothing
+    changed.write_text(text.replace("SELECT CASE _stage", "SELECT CASE _stage -- changed"))
     (copy / "functions" / "zzz_broken.sql").write_text("CREATE OR REPLACE FUNCTION zzz_broken( RETURNS oops;")
     monkeypatch.setattr(migrate_module, "sql_dir", lambda: copy)
     before = await _dump(database_url)

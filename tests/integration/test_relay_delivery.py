@@ -6,10 +6,9 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
+from aiokafka.partitioner import DefaultPartitioner
 
 from tests.relay_harness import (
     Rig,
@@ -18,16 +17,9 @@ from tests.relay_harness import (
     events_by_session,
     eventually,
     new_session,
-    open_rig,
     submit,
     whole_story,
 )
-
-
-@pytest.fixture
-async def rig(database_url: str, kafka_bootstrap: str, tmp_path: Path) -> AsyncIterator[Rig]:
-    async with open_rig(database_url, kafka_bootstrap, tmp_path) as r:
-        yield r
 
 
 async def test_notify_wakes_the_relay_within_a_second_with_a_30s_poll(rig: Rig) -> None:
@@ -39,6 +31,16 @@ async def test_notify_wakes_the_relay_within_a_second_with_a_30s_poll(rig: Rig) 
         (event_id,) = (await events_by_session(rig.pool))[session_id]
         await rig.consumer.wait_for({event_id}, within=5)
         assert rig.consumer.received(event_id).at - committed < 1.0
+
+
+async def test_a_session_longer_than_a_batch_drains_in_one_go_not_poll_by_poll(rig: Rig) -> None:
+    # Committed before a relay that neither listens nor polls soon: its start-up drain must take
+    # all 11 events, 3 at a time, each batch claimable only once the one before it is settled.
+    session_id = await whole_story(rig.pool)
+    events = (await events_by_session(rig.pool))[session_id]
+    await rig.start_relay(RELAY_BATCH_SIZE=3, RELAY_LISTEN="false", RELAY_POLL_INTERVAL=30)
+    await rig.consumer.wait_for(set(events), within=10)
+    assert rig.consumer.first_seen()[session_id] == events
 
 
 async def test_the_kafka_message_is_the_event_keyed_by_session_with_its_ids_as_headers(rig: Rig) -> None:
@@ -88,6 +90,11 @@ async def test_three_replicas_deliver_every_event_of_fifty_sessions_in_session_o
     first_seen = rig.consumer.first_seen()
     for session_id, events in expected.items():
         assert first_seen[session_id] == events, f"session {session_id} out of order"
+    # The relay builds its own record batches; a session's partition is still the one the Java
+    # client's (and aiokafka's) default partitioner picks, so other producers of the topic agree.
+    partitions = [0, 1, 2]
+    for record in rig.consumer.records:
+        assert record.partition == DefaultPartitioner()(record.key.encode(), partitions, partitions)
     await eventually(lambda: all_sent(rig.pool), within=10, what="every row SENT")
     assert await claimed(rig.pool) == 0
     published = [await r.metric("genesis_relay_published_total") for r in rig.relays]

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,17 +18,10 @@ from tests.relay_harness import (
     events_by_session,
     eventually,
     new_session,
-    open_rig,
     outbox_status,
     whole_story,
 )
 from tests.relay_proxy import TcpProxy, dsn_via, pg_endpoint
-
-
-@pytest.fixture
-async def rig(database_url: str, kafka_bootstrap: str, tmp_path: Path) -> AsyncIterator[Rig]:
-    async with open_rig(database_url, kafka_bootstrap, tmp_path) as r:
-        yield r
 
 
 async def listener_pids(pool: Pool) -> set[int]:

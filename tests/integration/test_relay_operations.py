@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 
@@ -17,15 +15,8 @@ from tests.relay_harness import (
     events_by_session,
     eventually,
     new_session,
-    open_rig,
     submit,
 )
-
-
-@pytest.fixture
-async def rig(database_url: str, kafka_bootstrap: str, tmp_path: Path) -> AsyncIterator[Rig]:
-    async with open_rig(database_url, kafka_bootstrap, tmp_path) as r:
-        yield r
 
 
 async def count(pool: Pool, sql: str, *args: object) -> int:

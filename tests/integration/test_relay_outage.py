@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import time
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -17,11 +18,13 @@ import pytest
 from tests.relay_harness import (
     Pool,
     all_sent,
+    bulk_backlog,
     claimed,
     events_by_session,
     eventually,
     new_session,
     open_rig,
+    outbox_status,
     submit,
 )
 from tests.relay_proxy import ProxiedBroker
@@ -121,6 +124,73 @@ async def test_broker_cut_off_fails_the_batch_in_flight_on_schedule_and_the_rest
         assert await claimed(rig.pool) == 0
         await rig.consumer.wait_for({e for events in every.values() for e in events}, within=20)
         assert rig.consumer.first_seen()[a] == every[a]  # in order, the requeued row before `later`
+
+
+@pytest.mark.slow
+async def test_a_backlog_through_a_cut_off_broker_fails_one_batch_and_hands_the_next_back(
+    database_url: str, broker: ProxiedBroker, tmp_path: Path
+) -> None:
+    # Full batches are pipelined: the next one is claimed while this one is published. When this
+    # one fails, the one claimed ahead must go back untouched, not fail nor sit out its lease.
+    async with open_rig(database_url, broker.bootstrap_servers, tmp_path) as rig:
+        relay = await rig.start_relay(
+            RELAY_BATCH_SIZE=5, RELAY_RETRY_BASE_DELAY=0.2, RELAY_PUBLISH_TIMEOUT=1, RELAY_LEASE=60
+        )
+        await broker.proxy.cut()
+        total = await bulk_backlog(rig.pool, sessions=40, rounds=1)  # one commit, one NOTIFY
+
+        async def failed() -> bool:
+            return (await outbox_status(rig.pool)).get("FAILED", 0) > 0
+
+        await eventually(failed, within=30, what="the batch in flight FAILED")
+        await eventually(lambda: _no_claims(rig.pool), within=5, what="the batch claimed ahead handed back")
+        assert await outbox_status(rig.pool) == {"FAILED": 5, "PENDING": total - 5}
+        untouched = await rig.pool.fetchval(
+            "SELECT count(*) FROM event_outbox WHERE status = 'PENDING' AND attempts = 0"
+        )
+        assert untouched == total - 5
+
+        await broker.proxy.restore()
+        await relay.wait_ready(within=20)
+        code, out, _ = await rig.cli("outbox", "requeue", "--all-failed")
+        assert (code, out.strip()) == (0, "requeued 5 row(s)")
+        await eventually(lambda: all_sent(rig.pool), within=30, what="everything SENT")
+        every = await events_by_session(rig.pool)
+        await rig.consumer.wait_for({e for events in every.values() for e in events}, within=20)
+
+
+@pytest.mark.slow
+async def test_a_batch_claimed_ahead_keeps_its_lease_while_it_waits_behind_a_slow_broker(
+    database_url: str, broker: ProxiedBroker, tmp_path: Path
+) -> None:
+    # Every broker reply comes 1.5 s late: one publish fits the 2.5 s lease, but the batch claimed
+    # ahead waits for the one in flight first. Its lease must cover that wait, or a rival claims
+    # (and publishes) it while this relay is still sending it.
+    async with open_rig(database_url, broker.bootstrap_servers, tmp_path) as rig:
+        relay = await rig.start_relay(RELAY_BATCH_SIZE=5, RELAY_LEASE=2.5, RELAY_PUBLISH_TIMEOUT=3)
+        warm = await new_session(rig.pool)  # the topic's metadata is fetched before the broker slows down
+        await rig.consumer.wait_for(set((await events_by_session(rig.pool))[warm]), within=10)
+        broker.proxy.latency = 1.5
+        total = await bulk_backlog(rig.pool, sessions=10, rounds=1)  # two full batches
+
+        async def both_batches_claimed() -> bool:
+            return await claimed(rig.pool) == total
+
+        await eventually(both_batches_claimed, within=5, what="one batch claimed, the next claimed ahead")
+        stolen: set[int] = set()  # by a rival relay, from here on
+        deadline = time.monotonic() + 30  # a stalled relay fails the test rather than hanging the run
+        while not await all_sent(rig.pool):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"not all sent within 30s: {await outbox_status(rig.pool)}, {len(stolen)} stolen")
+            rows = await rig.pool.fetch("SELECT * FROM claim_outbox(100, '1 second')")
+            if rows:
+                stolen.update(r["id"] for r in rows)
+                await rig.pool.fetchval(
+                    "SELECT release_outbox($1, $2)", rows[0]["claim_token"], [r["id"] for r in rows]
+                )
+            await asyncio.sleep(0.05)
+        assert not stolen, f"a rival claimed {len(stolen)} of {total} rows a live relay held"
+        assert not [x for x in relay.logs() if x["message"].startswith("publish failed")]  # none was handed back
 
 
 async def _no_claims(pool: Pool) -> bool:

@@ -22,7 +22,7 @@ CLAIM = "SELECT * FROM claim_outbox($1, make_interval(secs => $2))"
 async def pool(database_url: str) -> AsyncIterator[Pool]:
     # As the relay calls them: READ COMMITTED (see relay/service.py).
     p = await db.create_pool(
-        database_url, application_name="relay-sql-test", kafka_topic="t", max_size=6, isolation="read committed"
+        database_url, application_name="relay-sql-test", kafka_topic="t", max_size=6, isolation="read_committed"
     )
     yield p
     await p.close()
@@ -142,6 +142,7 @@ async def test_a_requeued_or_discarded_row_is_out_of_its_old_claims_reach(pool: 
 async def test_operators_are_refused_what_would_break_a_claim_or_lose_a_reason(pool: Pool) -> None:
     await bulk_backlog(pool, sessions=2, rounds=1)
     token, rows = await claim(pool, 1)
+    assert token is not None  # the row is held from here on
     held = rows[0]["id"]
     free = await pool.fetchval("SELECT id FROM event_outbox WHERE claim_token IS NULL")
     with pytest.raises(asyncpg.PostgresError) as refused:
@@ -155,7 +156,6 @@ async def test_operators_are_refused_what_would_break_a_claim_or_lose_a_reason(p
     assert refused.value.sqlstate == "GS423"
     assert await pool.fetchval("SELECT discard_outbox($1, 'not wanted')", free) == 1  # unclaimed PENDING may go
     assert await pool.fetchval("SELECT requeue_outbox(NULL)") == 0
-    assert token is not None
 
 
 async def test_requeue_wakes_the_relays(pool: Pool, database_url: str) -> None:

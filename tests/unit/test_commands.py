@@ -15,10 +15,6 @@ def test_every_example_is_valid(command_type: str) -> None:
     assert commands.validate(command_type, example) == (command_type, example)
 
 
-def test_catalogue_and_examples_name_the_same_commands() -> None:
-    assert set(commands.PAYLOADS) == set(commands.EXAMPLES)
-
-
 def test_the_payload_is_stored_as_sent_without_defaults() -> None:
     assert commands.validate("RequestConceptGeneration", {}) == ("RequestConceptGeneration", {})
 

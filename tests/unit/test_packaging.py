@@ -99,8 +99,15 @@ def test_kafka_runs_single_node_kraft_and_the_topic_exists(compose: dict[str, An
     assert "zookeeper" not in json.dumps(kafka).lower()
     relay = service_env(compose["services"]["relay"])
     assert f"//{relay['KAFKA_BOOTSTRAP_SERVERS']}" in kafka["KAFKA_ADVERTISED_LISTENERS"]
-    topics = compose["services"]["topics"]
-    assert f"--topic={relay['KAFKA_TOPIC']}" in topics["command"]
+    topics = [interpolate(str(arg), {}) for arg in compose["services"]["topics"]["command"]]
+    assert f"--topic={relay['KAFKA_TOPIC']}" in topics
+    # One KAFKA_TOPIC set where compose runs moves the relays and the topic together.
+    relay = service_env(compose["services"]["relay"], {"KAFKA_TOPIC": "novel-events"})
+    topics = [
+        interpolate(str(arg), {"KAFKA_TOPIC": "novel-events"}) for arg in compose["services"]["topics"]["command"]
+    ]
+    assert relay["KAFKA_TOPIC"] == "novel-events"
+    assert f"--topic={relay['KAFKA_TOPIC']}" in topics
 
 
 def test_genesis_services_reach_postgres_with_its_own_credentials(compose: dict[str, Any]) -> None:
