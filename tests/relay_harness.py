@@ -1,6 +1,6 @@
-"""What the relay tests drive: `genesis relay` replicas as subprocesses, a consumer of the topic, and
-the command path as psql drives it (network faults: tests/relay_proxy.py). All of it runs in the
-test's event loop, so tests must not block it."""
+"""What the relay tests drive: `genesis relay` replicas as subprocesses, a consumer of the topic
+(tests/topic.py), and the command path as psql drives it (network faults: tests/relay_proxy.py).
+All of it runs in the test's event loop, so tests must not block it."""
 
 from __future__ import annotations
 
@@ -21,13 +21,11 @@ from typing import IO, Any, TypeAlias, get_args
 
 import aiohttp
 import asyncpg
-from aiokafka import AIOKafkaConsumer
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.structs import TopicPartition
 
 from genesis import db
 from genesis.commands import Stage
 from genesis.localservices import free_port
+from tests.topic import TopicConsumer, create_topic
 
 STAGES: tuple[str, ...] = tuple(s for s in get_args(Stage) if s != "FINISHED")  # the five a session confirms
 USER = "relay-tester"
@@ -55,109 +53,6 @@ async def eventually(check: Callable[[], Awaitable[bool]], *, within: float, wha
         if time.monotonic() > deadline:
             raise AssertionError(f"not within {within}s: {what}")
         await asyncio.sleep(every)
-
-
-# --- the topic --------------------------------------------------------------------------------------
-
-
-async def create_topic(bootstrap: str, topic: str, partitions: int = 3) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10_000)
-    await admin.start()
-    try:
-        await admin.create_topics([NewTopic(topic, partitions, 1)])
-    finally:
-        await admin.close()
-
-
-@dataclass(frozen=True)
-class Received:
-    partition: int
-    offset: int
-    key: str
-    value: dict[str, Any]
-    headers: dict[str, str]
-    at: float  # time.time() when the consumer got it
-
-    @property
-    def event_id(self) -> str:
-        return str(self.value["event_id"])
-
-
-class TopicConsumer:
-    """Reads a whole topic from the beginning, without a consumer group, into `records`."""
-
-    def __init__(self, bootstrap: str, topic: str) -> None:
-        self.topic = topic
-        self.records: list[Received] = []
-        self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=bootstrap,
-            group_id=None,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            fetch_max_wait_ms=20,
-            request_timeout_ms=10_000,
-        )
-        self._task: asyncio.Task[None] | None = None
-
-    async def start(self) -> None:
-        await self._consumer.start()
-        partitions: set[int] | None = None
-        for _ in range(100):
-            partitions = self._consumer.partitions_for_topic(self.topic)
-            if partitions:
-                break
-            await self._consumer._client.force_metadata_update()
-            await asyncio.sleep(0.1)
-        assert partitions, f"topic {self.topic} has no partitions"
-        assignment = [TopicPartition(self.topic, p) for p in sorted(partitions)]
-        self._consumer.assign(assignment)
-        await self._consumer.seek_to_beginning(*assignment)
-        self._task = asyncio.create_task(self._read())
-
-    async def _read(self) -> None:
-        while True:
-            batches = await self._consumer.getmany(timeout_ms=100)
-            now = time.time()
-            for messages in batches.values():
-                for m in messages:
-                    self.records.append(
-                        Received(
-                            partition=m.partition,
-                            offset=m.offset,
-                            key=m.key.decode(),
-                            value=json.loads(m.value),
-                            headers={k: v.decode() for k, v in m.headers},
-                            at=now,
-                        )
-                    )
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        await self._consumer.stop()
-
-    def event_ids(self) -> set[str]:
-        return {r.event_id for r in self.records}
-
-    def received(self, event_id: str) -> Received:
-        return next(r for r in self.records if r.event_id == event_id)
-
-    async def wait_for(self, event_ids: set[str], within: float) -> None:
-        async def arrived() -> bool:
-            return event_ids <= self.event_ids()
-
-        await eventually(arrived, within=within, what=f"{len(event_ids - self.event_ids())} event(s) to arrive")
-
-    def first_seen(self) -> dict[str, list[str]]:
-        """Per key, the event ids in the order they first reached the topic (duplicates dropped)."""
-        order: dict[str, list[str]] = {}
-        for r in sorted(self.records, key=lambda r: (r.partition, r.offset)):
-            seen = order.setdefault(r.key, [])
-            if r.event_id not in seen:
-                seen.append(r.event_id)
-        return order
 
 
 # --- relay replicas -----------------------------------------------------------------------------

@@ -36,7 +36,8 @@ from genesis.localservices import LocalBroker, LocalPostgres
 from relay.publisher import MAX_BATCH_SIZE, MAX_REQUEST_SIZE, headers_from_json
 from relay.worker import CLAIM
 from tests.benchmarks.harness import fresh_database, say
-from tests.relay_harness import STAGES, Pool, Rig, TopicConsumer, bulk_backlog, create_topic
+from tests.relay_harness import STAGES, Pool, Rig, bulk_backlog
+from tests.topic import TopicConsumer, create_topic
 
 ROWS = int(os.environ.get("BENCH_ROWS", "50000"))
 RATE = float(os.environ.get("BENCH_RATE", "200"))

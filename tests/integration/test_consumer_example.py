@@ -13,7 +13,8 @@ import asyncpg
 from examples.consumer import Consumer, Projection, consume
 from genesis.settings import Settings
 from relay.service import run_relay
-from tests.relay_harness import all_sent, create_topic, eventually, submit
+from tests.relay_harness import all_sent, eventually, submit
+from tests.topic import create_topic
 
 
 async def test_the_example_consumer_applies_each_event_once_under_redelivery(
