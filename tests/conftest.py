@@ -85,17 +85,23 @@ def pg_admin_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 def template_db(pg_admin_url: str) -> Iterator[str]:
     name = f"genesis_template_{os.getpid()}"
 
-    async def create() -> None:
-        await on_server(pg_admin_url, f'DROP DATABASE IF EXISTS "{name}"', f'CREATE DATABASE "{name}"')
-        await migrate(with_database(pg_admin_url, name), kafka_topic="domain-events", log=lambda _line: None)
-
-    asyncio.run(create())
+    asyncio.run(fresh_database(pg_admin_url, name, kafka_topic="domain-events", log=lambda _line: None))
     yield name
     asyncio.run(on_server(pg_admin_url, drop_database(name)))
 
 
 def drop_database(name: str) -> str:
     return f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'
+
+
+async def fresh_database(
+    admin_url: str, name: str, *, kafka_topic: str | None = None, log: Callable[[str], None] = print
+) -> str:
+    """Creates database `name` anew (dropping an old one) and migrates it; returns its URL."""
+    await on_server(admin_url, drop_database(name), f'CREATE DATABASE "{name}"')
+    dsn = with_database(admin_url, name)
+    await migrate(dsn, kafka_topic=kafka_topic, log=log)
+    return dsn
 
 
 @pytest.fixture

@@ -217,7 +217,7 @@ Pool: TypeAlias = "asyncpg.Pool[Any]"
 Queryable: TypeAlias = "asyncpg.Pool[Any] | asyncpg.Connection[Any]"  # what psql-like helpers accept
 
 
-async def new_session(pool: Pool, user: str = USER) -> str:
+async def new_session(pool: Queryable, user: str = USER) -> str:
     session = await pool.fetchval("SELECT create_session($1)", user)
     return str(session["id"])
 

@@ -35,7 +35,8 @@ from genesis import db
 from genesis.localservices import LocalBroker, LocalPostgres
 from relay.publisher import MAX_BATCH_SIZE, MAX_REQUEST_SIZE, headers_from_json
 from relay.worker import CLAIM
-from tests.benchmarks.harness import fresh_database, say
+from tests.benchmarks.harness import say
+from tests.conftest import fresh_database
 from tests.relay_harness import STAGES, Pool, Rig, bulk_backlog
 from tests.topic import TopicConsumer, create_topic
 
@@ -67,7 +68,7 @@ async def services(workdir: Path) -> AsyncIterator[tuple[str, str]]:
             say("starting the local broker …")
             broker = LocalBroker(log_path=workdir / "broker.log")
             bootstrap = broker.start()
-        dsn = await fresh_database(admin_url, "genesis_bench_relay")
+        dsn = await fresh_database(admin_url, "genesis_bench_relay", log=say)
         yield dsn, bootstrap
     finally:
         if broker is not None:

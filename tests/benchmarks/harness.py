@@ -15,10 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from genesis.localservices import LocalPostgres, free_port, wait_for_port
-from genesis.migrate import migrate
 from genesis.settings import Settings
 from genesis.tokens import issue_token
-from tests.conftest import drop_database, on_server, with_database
+from tests.conftest import fresh_database
 from tests.relay_harness import genesis_command
 
 SECRET = "bench-secret-" + "x" * 32
@@ -48,7 +47,7 @@ def api_stack(name: str) -> Iterator[Stack]:
         admin_url = server.start()
     api = None
     try:
-        dsn = asyncio.run(fresh_database(admin_url, f"genesis_bench_{name}"))
+        dsn = asyncio.run(fresh_database(admin_url, f"genesis_bench_{name}", log=say))
         port = free_port()
         env = {**os.environ, "DATABASE_URL": dsn, "JWT_SECRET": SECRET, "API_PORT": str(port), "LOG_LEVEL": "WARNING",
                "TOKEN": issue_token(Settings(jwt_secret=SECRET), USER, 3600), "BENCH_USER": USER}  # fmt: skip
@@ -61,10 +60,3 @@ def api_stack(name: str) -> Iterator[Stack]:
             api.wait(15)
         if server is not None:
             server.stop()
-
-
-async def fresh_database(admin_url: str, name: str) -> str:
-    await on_server(admin_url, drop_database(name), f'CREATE DATABASE "{name}"')
-    dsn = with_database(admin_url, name)
-    await migrate(dsn, log=say)
-    return dsn

@@ -1,4 +1,4 @@
-"""Helpers shared by the integration tests: row counts of the six tables, stage walking over HTTP."""
+"""Helpers shared by the integration tests: row counts of the six tables, sessions and stage walking over HTTP."""
 
 from __future__ import annotations
 
@@ -27,6 +27,14 @@ TABLES = (
 async def row_counts(conn: asyncpg.Connection[Any]) -> dict[str, int]:
     """How many rows each of the six tables holds (a refused request must change none)."""
     return {table: await conn.fetchval(f"SELECT count(*) FROM {table}") for table in TABLES}
+
+
+async def create_session(client: Client, headers: dict[str, str]) -> str:
+    """Creates a session over HTTP; its id."""
+    response = await client.post("/genesis/sessions", headers=headers)
+    body: dict[str, Any] = await response.json()
+    assert response.status == 201, body
+    return str(body["id"])
 
 
 def commands_url(session_id: str) -> str:

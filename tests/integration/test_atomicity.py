@@ -18,7 +18,7 @@ from api.app import create_app
 from genesis import db, errors
 from genesis.settings import Settings
 from tests.integration.tables import Auth, Client, commands_url, row_counts
-from tests.relay_harness import eventually
+from tests.relay_harness import eventually, new_session, submit
 from tests.relay_proxy import TcpProxy, dsn_via, pg_endpoint
 
 AppClient = Callable[[web.Application], Any]
@@ -83,20 +83,16 @@ async def test_a_failing_session_create_leaves_nothing(
 
 
 async def test_the_psql_path_is_atomic_too(conn: asyncpg.Connection[Any]) -> None:
-    session = await conn.fetchval("SELECT create_session('alice')")
-    pending = await conn.fetchrow(
-        "SELECT * FROM submit_command($1, 'SubmitFeedback', $2, 'alice')", uuid.UUID(session["id"]), {"feedback": "x"}
-    )
-    assert pending is not None
-    await conn.execute("UPDATE command_inbox SET created_at = now() - interval '2 hours' WHERE id = $1",
-                       pending["command_id"])  # fmt: skip
+    session_id = await new_session(conn, "alice")
+    pending = uuid.UUID(await submit(conn, session_id, "SubmitFeedback", {"feedback": "x"}, "alice"))
+    await conn.execute("UPDATE command_inbox SET created_at = now() - interval '2 hours' WHERE id = $1", pending)
     await _break(conn, "event_outbox")
     before = await row_counts(conn)
-    sid = uuid.UUID(session["id"])
+    sid = uuid.UUID(session_id)
     calls: list[tuple[str, tuple[object, ...]]] = [
         ("SELECT * FROM submit_command($1, 'RequestConceptGeneration', '{}'::jsonb, 'alice')", (sid,)),
         ("SELECT * FROM submit_command($1, 'ConfirmStage', $2, 'alice')", (sid, {"stage": "CONCEPT_SELECTION"})),
-        ("SELECT * FROM complete_command($1, 'COMPLETED', '{}'::jsonb)", (pending["command_id"],)),
+        ("SELECT * FROM complete_command($1, 'COMPLETED', '{}'::jsonb)", (pending,)),
         ("SELECT expire_stale_commands(interval '1 hour')", ()),
         ("SELECT create_session('bob')", ()),
     ]
@@ -104,12 +100,9 @@ async def test_the_psql_path_is_atomic_too(conn: asyncpg.Connection[Any]) -> Non
         with pytest.raises(asyncpg.RaiseError, match="injected failure on event_outbox"):
             await conn.fetch(query, *args)
         assert await row_counts(conn) == before, query
-    status = await conn.fetchval("SELECT status FROM command_inbox WHERE id = $1", pending["command_id"])
-    assert status == "RECEIVED"
-    assert await conn.fetchval("SELECT status FROM async_tasks WHERE command_id = $1", pending["command_id"]) == (
-        "PENDING"
-    )
-    assert await _session(conn, session["id"]) == ("IN_PROGRESS", "CONCEPT_SELECTION", 2)
+    assert await conn.fetchval("SELECT status FROM command_inbox WHERE id = $1", pending) == "RECEIVED"
+    assert await conn.fetchval("SELECT status FROM async_tasks WHERE command_id = $1", pending) == "PENDING"
+    assert await _session(conn, session_id) == ("IN_PROGRESS", "CONCEPT_SELECTION", 2)
 
 
 async def test_a_serialization_failure_is_retried_not_a_5xx(
@@ -132,11 +125,7 @@ async def test_a_serialization_failure_is_retried_not_a_5xx(
     request = asyncio.create_task(client.post(commands_url(session_id), json=SYNC, headers=auth()))
     try:
         await eventually(api_waits_for_the_lock, within=10, what="the API's backend waits for the session lock")
-        await conn.fetch(
-            "SELECT * FROM submit_command($1, 'ConfirmStage', $2, 'alice')",
-            uuid.UUID(session_id),
-            {"stage": "CONCEPT_SELECTION"},
-        )
+        await submit(conn, session_id, "ConfirmStage", {"stage": "CONCEPT_SELECTION"}, "alice")
     finally:
         await transaction.commit()
     response = await request

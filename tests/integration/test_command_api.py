@@ -10,7 +10,7 @@ from typing import Any
 import asyncpg
 import pytest
 
-from tests.integration.tables import STAGES, Auth, Client, commands_url, finish, row_counts
+from tests.integration.tables import STAGES, Auth, Client, commands_url, create_session, finish, row_counts
 
 
 async def test_async_command_is_accepted_with_its_event_outbox_and_task(
@@ -223,7 +223,7 @@ async def test_get_command_that_does_not_exist_is_404(client: Client, auth: Auth
         commands_url(session_id), json={"command_type": "RequestConceptGeneration", "payload": {}}, headers=auth()
     )
     command_id = (await accepted.json())["command_id"]
-    other = (await (await client.post("/genesis/sessions", headers=auth())).json())["id"]
+    other = await create_session(client, auth())
 
     async def get(session: str, command: str, user: str = "alice") -> tuple[int, str]:
         response = await client.get(f"{commands_url(session)}/{command}", headers=auth(user))

@@ -31,7 +31,9 @@ async def test_console_page_needs_no_token_and_links_its_assets(client: Client) 
     html = await response.text()
     assert 'data-testid="send-command"' in html
     assert "default-src 'none'" in response.headers["Content-Security-Policy"]
-    for src in re.findall(r'(?:src|href)="(/console/static/[^"]+)"', html):
+    links = re.findall(r'(?:src|href)="(/console/static/[^"]+)"', html)
+    assert links == ["/console/static/console.css", "/console/static/console.js"]  # sse.js: console.js imports it
+    for src in links:
         assert (await client.get(src)).status == 200, src
 
 

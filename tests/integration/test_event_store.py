@@ -14,7 +14,7 @@ import pytest
 
 from genesis.events import EVENT_TYPE_PATTERN, is_valid_event_type
 from tests.integration.tables import Auth, Client, commands_url
-from tests.relay_harness import STAGES, complete, submit
+from tests.relay_harness import STAGES, complete, new_session, submit
 from tests.unit.test_events import BAD_NAMES, GOOD_NAMES
 
 Conn: TypeAlias = "asyncpg.Connection[Any]"
@@ -26,7 +26,7 @@ async def _submit(conn: Conn, session: str, command_type: str, payload: dict[str
 
 
 async def test_each_session_is_a_causation_chain_with_versions_1_2_3(conn: Conn) -> None:
-    sessions = [(await conn.fetchval("SELECT create_session('alice')"))["id"] for _ in range(2)]
+    sessions = [await new_session(conn, "alice") for _ in range(2)]
     # Interleave the two sessions so a chain that crossed sessions would show.
     for session in sessions:
         await complete(conn, await _submit(conn, session, "RequestConceptGeneration", {}))
@@ -124,7 +124,7 @@ async def _violated_constraint(conn: Conn, event_type: str) -> str | None:
 
 
 async def test_events_can_never_be_changed_or_removed(conn: Conn) -> None:
-    session = (await conn.fetchval("SELECT create_session('alice')"))["id"]
+    session = await new_session(conn, "alice")
     await _submit(conn, session, "RequestConceptGeneration", {})
     before = await conn.fetch("SELECT * FROM domain_events ORDER BY id")
     for statement in (
@@ -160,8 +160,8 @@ async def _listener(database_url: str) -> tuple[Conn, list[tuple[str, str]], asy
 
 
 async def test_a_commit_notifies_both_channels_a_refusal_neither(database_url: str, conn: Conn) -> None:
-    refused_session = (await conn.fetchval("SELECT create_session('alice')"))["id"]
-    session = (await conn.fetchval("SELECT create_session('alice')"))["id"]
+    refused_session = await new_session(conn, "alice")
+    session = await new_session(conn, "alice")
     listener, received, arrived = await _listener(database_url)
     try:
         with pytest.raises(asyncpg.PostgresError):  # refused: stage conflict

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -16,23 +15,14 @@ from api.app import create_app
 from api.openapi import document
 from genesis.settings import Settings
 from tests.integration.tables import Auth, Client
-
-
-async def _feedback_round(conn: asyncpg.Connection[Any], session_id: str, n: int) -> None:
-    for i in range(n):
-        row = await conn.fetchrow(
-            "SELECT * FROM submit_command($1, 'SubmitFeedback', $2, 'alice')",
-            uuid.UUID(session_id),
-            {"feedback": f"{i}"},
-        )
-        assert row is not None
-        await conn.execute("SELECT * FROM complete_command($1, 'COMPLETED', '{}')", row["command_id"])
+from tests.relay_harness import complete, submit
 
 
 async def test_events_page_in_order_with_next_after(
     client: Client, auth: Auth, session_id: str, conn: asyncpg.Connection[Any]
 ) -> None:
-    await _feedback_round(conn, session_id, 3)  # 6 events after Created
+    for i in range(3):  # 6 events after Created
+        await complete(conn, await submit(conn, session_id, "SubmitFeedback", {"feedback": f"{i}"}, "alice"))
     response = await client.get(f"/genesis/sessions/{session_id}/events?limit=4", headers=auth())
     assert response.status == 200
     page = await response.json()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -17,19 +16,14 @@ from api import state
 from api.app import create_app
 from genesis import db
 from genesis.settings import Settings
-from tests.integration.tables import Auth, Client
-from tests.relay_harness import eventually
+from tests.integration.tables import Auth, Client, create_session
+from tests.relay_harness import complete, eventually, submit
 from tests.sse import next_event, next_message
 
 
-async def _submit_feedback(conn: asyncpg.Connection[Any], session_id: str, text: str = "more") -> uuid.UUID:
-    row = await conn.fetchrow(
-        "SELECT * FROM submit_command($1, 'SubmitFeedback', $2, 'alice')", uuid.UUID(session_id), {"feedback": text}
-    )
-    assert row is not None
-    command_id: uuid.UUID = row["command_id"]
-    await conn.execute("SELECT * FROM complete_command($1, 'COMPLETED', '{}')", command_id)
-    return command_id
+async def _submit_feedback(conn: asyncpg.Connection[Any], session_id: str, text: str = "more") -> None:
+    """Two events: FeedbackSubmitted, then the completion's."""
+    await complete(conn, await submit(conn, session_id, "SubmitFeedback", {"feedback": text}, "alice"))
 
 
 def _url(session_id: str) -> str:
@@ -67,7 +61,7 @@ async def test_a_stream_carries_the_cors_headers_and_the_request_id(
     client: Client = await aiohttp_client(
         create_app(dataclasses.replace(settings, cors_origins=("https://app.example",)))
     )
-    session_id = (await (await client.post("/genesis/sessions", headers=auth())).json())["id"]
+    session_id = await create_session(client, auth())
     headers = {**auth(), "Origin": "https://app.example", "X-Request-ID": "stream-1"}
     stream = await _open(client, session_id, headers)
     assert stream.headers["Access-Control-Allow-Origin"] == "https://app.example"
@@ -178,7 +172,7 @@ async def test_idle_stream_gets_heartbeats_and_a_closed_client_is_dropped_at_onc
     settings: Settings, aiohttp_client: Callable[..., Any], auth: Auth
 ) -> None:
     client: Client = await aiohttp_client(create_app(dataclasses.replace(settings, sse_heartbeat=0.3)))
-    session_id = (await (await client.post("/genesis/sessions", headers=auth())).json())["id"]
+    session_id = await create_session(client, auth())
     stream = await _open(client, session_id, auth())
     await next_event(stream)
     heartbeat = await next_message(stream, seconds=2)
@@ -198,7 +192,7 @@ async def test_a_client_that_falls_behind_is_cut_off_and_resumes(
     settings: Settings, aiohttp_client: Callable[..., Any], auth: Auth, conn: asyncpg.Connection[Any]
 ) -> None:
     client: Client = await aiohttp_client(create_app(dataclasses.replace(settings, sse_buffer=3)))
-    session_id = (await (await client.post("/genesis/sessions", headers=auth())).json())["id"]
+    session_id = await create_session(client, auth())
     stream = await _open(client, session_id, auth())
     first = await next_event(stream)
     async with conn.transaction():  # one burst of 20 events, more than the client's buffer holds
@@ -280,7 +274,7 @@ async def test_a_subscription_whose_first_read_fails_is_not_left_behind(
         "DO $$ BEGIN EXECUTE format('ALTER DATABASE %I SET lock_timeout = 100', current_database()); END $$"
     )
     client: Client = await aiohttp_client(create_app(settings))
-    session_id = (await (await client.post("/genesis/sessions", headers=auth())).json())["id"]
+    session_id = await create_session(client, auth())
     async with conn.transaction():
         await conn.execute("LOCK TABLE domain_events IN ACCESS EXCLUSIVE MODE")
         response = await client.get(_url(session_id), headers=auth())
@@ -297,7 +291,7 @@ async def test_when_the_hub_dies_its_streams_end_and_new_ones_are_refused(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     client: Client = await aiohttp_client(create_app(dataclasses.replace(settings, sse_heartbeat=0.2)))
-    session_id = (await (await client.post("/genesis/sessions", headers=auth())).json())["id"]
+    session_id = await create_session(client, auth())
     stream = await _open(client, session_id, auth())
     await next_event(stream)
 

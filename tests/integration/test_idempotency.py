@@ -8,7 +8,7 @@ from typing import Any
 
 import asyncpg
 
-from tests.integration.tables import Auth, Client, commands_url, confirm, finish, row_counts
+from tests.integration.tables import STAGES, Auth, Client, commands_url, confirm, create_session, finish, row_counts
 
 
 async def _post(
@@ -56,7 +56,7 @@ async def test_sync_replay_is_the_first_200_even_after_the_session_moved_on(
 async def test_replay_of_the_final_confirmation_works_on_a_closed_session(
     client: Client, auth: Auth, session_id: str, conn: asyncpg.Connection[Any]
 ) -> None:
-    for stage in ("CONCEPT_SELECTION", "STORY_CONCEPTION", "WORLDVIEW", "CHARACTERS"):
+    for stage in STAGES[:-1]:
         await confirm(client, auth(), session_id, stage)
     last = {"command_type": "ConfirmStage", "payload": {"stage": "PLOT_OUTLINE"}}
     status, first, _ = await _post(client, auth(), session_id, last, "the-end")
@@ -91,7 +91,7 @@ async def test_the_same_key_for_another_command_is_422_and_stores_nothing(
 async def test_keys_belong_to_one_session_and_refusals_do_not_use_them_up(
     client: Client, auth: Auth, session_id: str, conn: asyncpg.Connection[Any]
 ) -> None:
-    other = (await (await client.post("/genesis/sessions", headers=auth())).json())["id"]
+    other = await create_session(client, auth())
     request = {"command_type": "RequestConceptGeneration", "payload": {}}
     status_a, body_a, _ = await _post(client, auth(), session_id, request, "k")
     status_b, body_b, _ = await _post(client, auth(), other, request, "k")
@@ -108,9 +108,7 @@ async def test_keys_belong_to_one_session_and_refusals_do_not_use_them_up(
     assert await conn.fetchval("SELECT count(*) FROM command_inbox WHERE idempotency_key = 'later'") == 1
 
 
-async def test_another_user_cannot_replay_a_key(
-    client: Client, auth: Auth, session_id: str, conn: asyncpg.Connection[Any]
-) -> None:
+async def test_another_user_cannot_replay_a_key(client: Client, auth: Auth, session_id: str) -> None:
     request = {"command_type": "RequestConceptGeneration", "payload": {}}
     assert (await _post(client, auth(), session_id, request, "mine"))[0] == 202
     status, body, _ = await _post(client, auth("bob"), session_id, request, "mine")

@@ -15,6 +15,7 @@ import pytest
 from genesis import migrate as migrate_module
 from genesis.migrate import MIGRATION_NAME, MigrationError, migrate, migration_files
 from tests.conftest import drop_database, on_server, with_database
+from tests.integration.tables import TABLES
 
 SCHEMA_DUMP = """
 SELECT 'column ' || table_name || '.' || column_name || ' ' || data_type || ' ' || is_nullable
@@ -121,8 +122,7 @@ async def test_a_fresh_database_has_what_the_contract_names(empty_database: str)
     finally:
         await conn.close()
 
-    assert {"genesis_sessions", "command_inbox", "domain_events", "event_outbox", "async_tasks",
-            "flow_resume_handles", "schema_migrations"} <= tables  # fmt: skip
+    assert {*TABLES, "schema_migrations"} <= tables
     assert indexes["idx_command_inbox_unique_pending_command"] == (
         "CREATE UNIQUE INDEX idx_command_inbox_unique_pending_command ON public.command_inbox "
         "USING btree (session_id, command_type) WHERE (status = ANY (ARRAY['RECEIVED'::text, 'PROCESSING'::text]))"
