@@ -9,7 +9,6 @@ sources, so one alert covers both.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from collections.abc import Mapping
@@ -22,6 +21,7 @@ from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 
 from api import state
+from api.middlewares import ERROR_CODE
 from genesis import commands
 from relay.metrics import OUTBOX_GAUGES
 
@@ -106,22 +106,10 @@ def _record_command(request: web.Request, status: int, response: web.StreamRespo
         replayed = response is not None and response.headers.get("Idempotent-Replayed") == "true"
         COMMANDS.labels(command_type, "replayed" if replayed else "accepted", "").inc()
         return
-    error_code = _error_code(response) or f"HTTP_{status}"
+    error_code = (response.get(ERROR_CODE) if response is not None else None) or f"HTTP_{status}"
     COMMANDS.labels(command_type, "refused", error_code).inc()
     if error_code == "DUPLICATE_COMMAND":
         DUPLICATES.labels(command_type).inc()
-
-
-def _error_code(response: web.StreamResponse | None) -> str | None:
-    """The error_code of the service's JSON error body (every refusal has one)."""
-    if not isinstance(response, web.Response) or not isinstance(response.body, bytes):
-        return None
-    try:
-        body = json.loads(response.body)
-    except ValueError:
-        return None
-    code = body.get("error_code") if isinstance(body, dict) else None
-    return code if isinstance(code, str) and code.isupper() and len(code) <= 64 else None
 
 
 @routes.get("/metrics", name="metrics")

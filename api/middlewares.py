@@ -26,8 +26,13 @@ HTTP_CODES = {
 }
 
 
+# Carried on every error response, so the metrics middleware need not parse the body back.
+ERROR_CODE = web.ResponseKey("error_code", str)
+
+
 def error_response(status: int, error_code: str, message: str, **fields: object) -> web.Response:
     response = web.json_response({"error_code": error_code, "message": message, **fields}, status=status)
+    response[ERROR_CODE] = error_code
     if status == 401:
         response.headers["WWW-Authenticate"] = 'Bearer realm="genesis"'
     return response
