@@ -69,7 +69,7 @@ async def _live_events(app: web.Application) -> AsyncIterator[None]:
     settings = app[state.SETTINGS]
     hub = app[state.HUB] = EventHub(app[state.POOL], buffer=settings.sse_buffer)
     listener = app[state.LISTENER] = Listener(
-        settings.listen_database_url or settings.database_url,
+        settings.listen_dsn,
         [EVENTS_CHANNEL],
         on_notify=hub.notified,
         on_connect=hub.reconnected,

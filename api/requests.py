@@ -9,7 +9,7 @@ from typing import Any
 
 from aiohttp import web
 
-from genesis import errors
+from genesis import db, errors
 
 MAX_BODY_BYTES = 64 * 1024
 MAX_DEPTH = 64
@@ -59,19 +59,11 @@ def _check_storable(value: Any) -> None:
                 )
             children = [*item.keys(), *item.values()] if isinstance(item, dict) else item
             stack.extend((child, depth + 1) for child in children)
-        elif isinstance(item, str) and ("\x00" in item or not _is_utf8(item)):
+        elif isinstance(item, str) and not db.storable_text(item):
             raise errors.ValidationFailed(
                 "Strings must not contain NUL or unpaired surrogate characters",
                 fields={"body": "no NUL or unpaired surrogate characters"},
             )
-
-
-def _is_utf8(text: str) -> bool:
-    try:
-        text.encode()
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 def path_uuid(request: web.Request, name: str, not_found: type[errors.DomainError]) -> uuid.UUID:

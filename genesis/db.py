@@ -98,3 +98,14 @@ def refusals() -> Iterator[None]:
         if domain is None:
             raise
         raise domain from None
+
+
+def storable_text(text: str) -> bool:
+    """Whether PostgreSQL text and jsonb can hold `text`: no NUL, no unpaired surrogate."""
+    if "\x00" in text:
+        return False
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True

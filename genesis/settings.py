@@ -92,6 +92,11 @@ class Settings:
             dev=_get(e, "GENESIS_DEV", _bool, d.dev),
         )
 
+    @property
+    def listen_dsn(self) -> str:
+        """Where LISTEN connects: LISTEN_DATABASE_URL, else DATABASE_URL."""
+        return self.listen_database_url or self.database_url
+
     def require(self, *names: str) -> None:
         """Stops start-up when a setting a command needs is empty."""
         for name in names:

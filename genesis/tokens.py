@@ -7,7 +7,7 @@ from typing import Any
 
 import jwt
 
-from genesis import errors
+from genesis import db, errors
 from genesis.settings import Settings
 
 
@@ -47,7 +47,7 @@ class TokenVerifier:
         sub = claims.get("sub")
         if not isinstance(sub, str) or not sub:
             raise errors.Unauthorized("Token has no subject")
-        if "\x00" in sub or any("\ud800" <= c <= "\udfff" for c in sub):  # not storable as PostgreSQL text
+        if not db.storable_text(sub):
             raise errors.Unauthorized("Token subject has characters a user id cannot hold")
         return sub
 

@@ -71,7 +71,7 @@ async def run_relay(settings: Settings, stop: asyncio.Event) -> None:
         listener = None
         if settings.relay_listen:
             listener = Listener(
-                settings.listen_database_url or settings.database_url,
+                settings.listen_dsn,
                 [OUTBOX_CHANNEL],
                 on_notify=lambda _channel, _payload: worker.wake.set(),
                 on_connect=worker.wake.set,  # catch up on anything missed while disconnected

@@ -55,7 +55,9 @@ def test_listen_database_url_can_differ() -> None:
     settings = Settings.from_env(
         {"DATABASE_URL": "postgresql://pgbouncer/x", "LISTEN_DATABASE_URL": "postgresql://pg/x"}
     )
-    assert settings.listen_database_url == "postgresql://pg/x"
+    assert settings.listen_database_url == settings.listen_dsn == "postgresql://pg/x"
+    # Settings built in code (tests, dataclasses.replace) may leave it empty: LISTEN then uses DATABASE_URL.
+    assert Settings(database_url="postgresql://db/x").listen_dsn == "postgresql://db/x"
 
 
 @pytest.mark.parametrize(
