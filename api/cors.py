@@ -6,7 +6,8 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from api import state
-from api.middlewares import error_response
+from api.middlewares import refusal
+from genesis import errors
 
 ALLOW_METHODS = "GET, POST, OPTIONS"
 ALLOW_HEADERS = "Authorization, Content-Type, Idempotency-Key, X-Request-ID, Last-Event-ID"
@@ -19,7 +20,7 @@ async def cors_middleware(request: web.Request, handler: Handler) -> web.StreamR
     origin = request.headers.get("Origin")
     if request.method == "OPTIONS" and origin and "Access-Control-Request-Method" in request.headers:
         if not _allowed(request, origin):
-            return error_response(403, "CORS_NOT_ALLOWED", f"Origin {origin!r} is not allowed")
+            return refusal(errors.CorsNotAllowed(f"Origin {origin!r} is not allowed"))
         return web.Response(
             status=204,
             headers={

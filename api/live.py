@@ -30,11 +30,6 @@ NEW_EVENTS = """
 """
 
 
-class LiveEventsStopped(errors.DomainError):
-    status = 503
-    error_code = "SERVICE_UNAVAILABLE"
-
-
 class Frame(NamedTuple):
     sequence: int
     data: bytes  # the SSE message, encoded once however many streams it goes to
@@ -81,7 +76,7 @@ class EventHub:
         """Registers before the caller replays history, so nothing committed from then on is missed;
         unregisters however the caller ends, a registration whose first read failed included."""
         if self.closed:
-            raise LiveEventsStopped("Live events are unavailable; try again")
+            raise errors.Unavailable("Live events are unavailable; try again")
         subscription = Subscription(session_id, self._buffer, transport)
         self._subscribers.setdefault(session_id, set()).add(subscription)
         try:

@@ -24,6 +24,7 @@ HTTP_CODES = {
     413: "PAYLOAD_TOO_LARGE",
     415: "UNSUPPORTED_MEDIA_TYPE",
 }
+HTTP_CODE_UNLISTED = "HTTP_ERROR"  # any other status aiohttp refuses with
 
 
 # Carried on every error response, so the metrics middleware need not parse the body back.
@@ -36,6 +37,11 @@ def error_response(status: int, error_code: str, message: str, **fields: object)
     if status == 401:
         response.headers["WWW-Authenticate"] = 'Bearer realm="genesis"'
     return response
+
+
+def refusal(exc: errors.DomainError) -> web.Response:
+    """The error response for a domain error."""
+    return error_response(exc.status, exc.error_code, exc.message, **exc.fields)
 
 
 @web.middleware
@@ -62,11 +68,11 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     except errors.DomainError as exc:
         if exc.status >= 500:
             log.warning("request refused: %s", exc.message)
-        return error_response(exc.status, exc.error_code, exc.message, **exc.fields)
+        return refusal(exc)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        code = HTTP_CODES.get(exc.status, "HTTP_ERROR")
+        code = HTTP_CODES.get(exc.status, HTTP_CODE_UNLISTED)
         response = error_response(exc.status, code, exc.reason)
         for name in ("Allow",):
             if name in exc.headers:
@@ -74,10 +80,10 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return response
     except (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError):
         log.exception("database unavailable")
-        return error_response(503, "SERVICE_UNAVAILABLE", "The database is unavailable; try again")
+        return refusal(errors.Unavailable("The database is unavailable; try again"))
     except Exception:
         log.exception("unhandled error")
-        return error_response(500, "INTERNAL_ERROR", "Internal error")
+        return refusal(errors.Internal("Internal error"))
 
 
 @web.middleware

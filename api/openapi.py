@@ -11,7 +11,7 @@ from typing import Any
 from aiohttp import web
 
 from api.events import DEFAULT_LIMIT, MAX_LIMIT
-from api.middlewares import HTTP_CODES
+from api.middlewares import HTTP_CODE_UNLISTED, HTTP_CODES
 from api.requests import MAX_BODY_BYTES
 from genesis import commands, errors
 
@@ -22,13 +22,6 @@ _REF = "#/components/schemas/{model}"
 # Refusals of SQL functions no API route calls: complete_command (agents, operators) and requeue_outbox /
 # discard_outbox (the operator's CLI).
 _NOT_FROM_THE_API = frozenset({errors.CommandNotPending, errors.OutboxRowNotFound})
-# Codes the middlewares write as string literals rather than through a table.
-_LITERAL_CODES = (
-    "SERVICE_UNAVAILABLE",  # api/middlewares.py: the database is unreachable (503)
-    "INTERNAL_ERROR",  # api/middlewares.py: an unhandled exception (500)
-    "HTTP_ERROR",  # api/middlewares.py: an aiohttp refusal whose status is not in HTTP_CODES
-    "CORS_NOT_ALLOWED",  # api/cors.py: a preflight from an origin outside CORS_ORIGINS (403)
-)
 
 
 def _domain_errors(kind: type[errors.DomainError]) -> Iterator[type[errors.DomainError]]:
@@ -38,12 +31,12 @@ def _domain_errors(kind: type[errors.DomainError]) -> Iterator[type[errors.Domai
 
 
 # Every error_code the API can send: the domain errors (genesis/errors.py), aiohttp's own refusals
-# (api/middlewares.py's table) and the literals above.
+# (api/middlewares.py's table and its code for any other status).
 ERROR_CODES: tuple[str, ...] = tuple(
     sorted(
         {kind.error_code for kind in _domain_errors(errors.DomainError) if kind not in _NOT_FROM_THE_API}
         | set(HTTP_CODES.values())
-        | set(_LITERAL_CODES)
+        | {HTTP_CODE_UNLISTED}
     )
 )
 

@@ -42,6 +42,9 @@ InvalidJson = _error("InvalidJson", 400, "INVALID_JSON")
 PayloadTooLarge = _error("PayloadTooLarge", 413, "PAYLOAD_TOO_LARGE")
 UnsupportedMediaType = _error("UnsupportedMediaType", 415, "UNSUPPORTED_MEDIA_TYPE")
 Busy = _error("Busy", 503, "SERVICE_BUSY")
+Unavailable = _error("Unavailable", 503, "SERVICE_UNAVAILABLE")
+Internal = _error("Internal", 500, "INTERNAL_ERROR")
+CorsNotAllowed = _error("CorsNotAllowed", 403, "CORS_NOT_ALLOWED")
 
 # SQLSTATEs raised by sql/functions (genesis_refuse) and the triggers of sql/migrations.
 SQLSTATES: dict[str, type[DomainError]] = {
