@@ -103,6 +103,12 @@ class Relay:
         await eventually(ready, within=within, what=f"relay {self.pid} ready", every=0.1)
         return self
 
+    async def wait_unready(self, why: str, within: float = 10) -> None:
+        async def unready() -> bool:
+            return await self.readyz() == 503
+
+        await eventually(unready, within=within, what=f"readiness fails {why}")
+
     async def metric(self, name: str) -> float:
         _, text = await self.http("/metrics")
         for line in text.splitlines():

@@ -70,6 +70,8 @@ class TopicConsumer:
         self.topic = topic
         self.records: list[Received] = []
         self.holes_filled = 0  # records read only on a second look (the broker race above)
+        self.holes_abandoned: list[tuple[int, int]] = []  # (partition, offset) given up after HOLE_PATIENCE
+        self._event_ids: set[str] = set()
         self._arrived = asyncio.Event()
         self._partitions: dict[int, _Partition] = {}
         self._consumer = AIOKafkaConsumer(
@@ -103,6 +105,7 @@ class TopicConsumer:
         while True:
             batches = await self._consumer.getmany(timeout_ms=100)
             now = time.time()
+            fresh = False
             for tp, messages in batches.items():
                 part = self._partitions[tp.partition]
                 for m in messages:
@@ -112,17 +115,18 @@ class TopicConsumer:
                         self.holes_filled += 1
                     part.offsets.add(m.offset)
                     part.top = max(part.top, m.offset)
-                    self.records.append(
-                        Received(
-                            partition=m.partition,
-                            offset=m.offset,
-                            key=m.key.decode(),
-                            value=json.loads(m.value),
-                            headers={k: v.decode() for k, v in m.headers},
-                            at=now,
-                        )
+                    record = Received(
+                        partition=m.partition,
+                        offset=m.offset,
+                        key=m.key.decode(),
+                        value=json.loads(m.value),
+                        headers={k: v.decode() for k, v in m.headers},
+                        at=now,
                     )
-            if batches:
+                    self.records.append(record)
+                    self._event_ids.add(record.event_id)
+                    fresh = True
+            if fresh:
                 self._arrived.set()
             self._go_back_for_holes()
 
@@ -138,6 +142,7 @@ class TopicConsumer:
                 continue
             part.hole_since = part.hole_since or now
             if now - part.hole_since > HOLE_PATIENCE:  # empty for good: go on from the next offset read
+                self.holes_abandoned.append((number, part.missing))
                 part.missing = min(o for o in part.offsets if o > part.missing)
                 part.hole_since = 0.0
             elif now >= part.reread_at:
@@ -152,7 +157,7 @@ class TopicConsumer:
         await self._consumer.stop()
 
     def event_ids(self) -> set[str]:
-        return {r.event_id for r in self.records}
+        return set(self._event_ids)
 
     def received(self, event_id: str) -> Received:
         return next(r for r in self.records if r.event_id == event_id)
@@ -160,12 +165,13 @@ class TopicConsumer:
     async def wait_for(self, event_ids: set[str], within: float) -> None:
         try:
             async with asyncio.timeout(within):
-                while not event_ids <= self.event_ids():
+                while not event_ids <= self._event_ids:
                     self._arrived.clear()
                     await self._arrived.wait()
         except TimeoutError:
-            missing = len(event_ids - self.event_ids())
-            raise AssertionError(f"not within {within}s: {missing} event(s) to arrive") from None
+            missing = len(event_ids - self._event_ids)
+            gave_up = f"; holes given up (partition, offset): {self.holes_abandoned}" if self.holes_abandoned else ""
+            raise AssertionError(f"not within {within}s: {missing} event(s) to arrive{gave_up}") from None
 
     def first_seen(self) -> dict[str, list[str]]:
         """Per key, the event ids in the order they first reached the topic (duplicates dropped)."""

@@ -64,10 +64,7 @@ async def test_the_poll_delivers_while_the_listen_connection_is_cut_off(rig: Rig
         )
         await proxy.cut()  # the LISTEN connection is reset and cannot come back; the pool still works
 
-        async def not_ready() -> bool:
-            return await relay.readyz() == 503
-
-        await eventually(not_ready, within=10, what="readiness fails without the listener")
+        await relay.wait_unready("without the listener")
         events = {await only_event(rig.pool, await new_session(rig.pool)) for _ in range(3)}
         await rig.consumer.wait_for(events, within=5)  # by the poll alone
         assert await relay.readyz() == 503

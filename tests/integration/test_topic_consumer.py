@@ -15,6 +15,8 @@ from aiokafka import AIOKafkaProducer
 
 from tests.topic import TopicConsumer, create_topic
 
+ROUNDS = 6
+
 
 @pytest.mark.slow
 async def test_every_record_of_racing_producers_is_read_once(kafka_bootstrap: str) -> None:
@@ -38,9 +40,15 @@ async def test_every_record_of_racing_producers_is_read_once(kafka_bootstrap: st
     try:
         for producer in producers:
             await producer.start()
-        await asyncio.gather(*(produce(p, f"{i}{w}") for i, p in enumerate(producers) for w in "abcd"))
-        await consumer.wait_for(acknowledged, within=30)
-        assert len(consumer.records) == len(acknowledged) == 4 * 4 * 250 * 20  # each offset once
+        # A round races in about two runs of three; without a race there is nothing to prove.
+        for round_ in range(ROUNDS):
+            await asyncio.gather(*(produce(p, f"{round_}{i}{w}") for i, p in enumerate(producers) for w in "abcd"))
+            await consumer.wait_for(acknowledged, within=30)
+            if consumer.holes_filled:
+                break
+        assert len(consumer.records) == len(acknowledged)  # each offset once
+        if not consumer.holes_filled:
+            pytest.skip(f"the broker left no hole in {ROUNDS} rounds (Apache Kafka never does): nothing proven")
     finally:
         for producer in producers:
             await producer.stop()
