@@ -269,6 +269,12 @@ async def outbox_status(pool: Pool) -> dict[str, int]:
     return {r["status"]: r["n"] for r in rows}
 
 
+async def outbox_stats(pool: Queryable) -> dict[str, Any]:
+    row = await pool.fetchrow("SELECT * FROM outbox_stats()")
+    assert row is not None
+    return dict(row)
+
+
 async def claimed(pool: Pool) -> int:
     return int(await pool.fetchval("SELECT count(*) FROM event_outbox WHERE claim_token IS NOT NULL"))
 

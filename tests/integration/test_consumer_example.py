@@ -13,7 +13,7 @@ import asyncpg
 from examples.consumer import Consumer, Projection, consume
 from genesis.settings import Settings
 from relay.service import run_relay
-from tests.relay_harness import all_sent, eventually, submit
+from tests.relay_harness import all_sent, eventually, new_session, submit
 from tests.topic import create_topic
 
 
@@ -25,7 +25,7 @@ async def test_the_example_consumer_applies_each_event_once_under_redelivery(
 
     # Four events of one session, written the way an operator would, onto this test's topic.
     await conn.execute("SELECT set_config('genesis.kafka_topic', $1, false)", topic)
-    session = (await conn.fetchval("SELECT create_session('alice')"))["id"]
+    session = await new_session(conn, "alice")
     for stage in ("CONCEPT_SELECTION", "STORY_CONCEPTION", "WORLDVIEW"):
         await submit(conn, session, "ConfirmStage", {"stage": stage}, "alice")
     assert await conn.fetchval("SELECT count(*) FROM event_outbox WHERE topic = $1", topic) == 4
@@ -38,9 +38,6 @@ async def test_the_example_consumer_applies_each_event_once_under_redelivery(
     relay = asyncio.create_task(run_relay(relay_settings, stop_relay))
     reader = asyncio.create_task(consume(kafka_bootstrap, topic, f"group-{topic}", consumer, stop_consumer))
 
-    async def sent() -> bool:
-        return await all_sent(conn)
-
     def counted(outcome: str, expected: int) -> Callable[[], Awaitable[bool]]:
         async def check() -> bool:
             return consumer.counts[outcome] >= expected
@@ -48,7 +45,7 @@ async def test_the_example_consumer_applies_each_event_once_under_redelivery(
         return check
 
     try:
-        await eventually(sent, within=30, what="the relay to send all four")
+        await eventually(lambda: all_sent(conn), within=30, what="the relay to send all four")
         await eventually(counted("applied", 4), within=30, what="the consumer to apply all four")
         # A relay that died after Kafka acknowledged but before marking SENT: the rows go out again.
         await conn.execute("UPDATE event_outbox SET status = 'PENDING', sent_at = NULL")

@@ -20,6 +20,7 @@ from api.metrics import outbox_exposition
 from genesis.logs import JsonFormatter
 from relay import metrics as relay_metrics
 from tests.integration.tables import Auth, Client
+from tests.relay_harness import outbox_stats
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
@@ -129,8 +130,7 @@ async def test_outbox_gauges_come_from_outbox_stats(
     assert value(samples, "genesis_outbox_failed") == 1
     assert value(samples, "genesis_outbox_blocked") == 1
     assert value(samples, "genesis_outbox_blocked_sessions") == 1
-    stats = await conn.fetchrow("SELECT * FROM outbox_stats()")
-    assert stats is not None
+    stats = await outbox_stats(conn)
     assert value(samples, "genesis_outbox_retrying") == stats["retrying"]
     assert value(samples, "genesis_outbox_claimed") == stats["claimed"]
 

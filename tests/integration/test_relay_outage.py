@@ -25,6 +25,7 @@ from tests.relay_harness import (
     eventually,
     new_session,
     open_rig,
+    outbox_stats,
     outbox_status,
     submit,
 )
@@ -36,12 +37,6 @@ TOLERANCE = 0.35  # seconds, either way, on a loaded 2-core machine
 
 async def row_of(pool: Pool, event_id: str) -> dict[str, Any]:
     row = await pool.fetchrow("SELECT * FROM event_outbox WHERE event_id = $1", uuid.UUID(event_id))
-    assert row is not None
-    return dict(row)
-
-
-async def stats(pool: Pool) -> dict[str, Any]:
-    row = await pool.fetchrow("SELECT * FROM outbox_stats()")
     assert row is not None
     return dict(row)
 
@@ -119,7 +114,7 @@ async def test_broker_cut_off_fails_the_batch_in_flight_on_schedule_and_the_rest
     await relay.wait_ready(within=20)
     every = await events_by_session(rig.pool)
     await rig.consumer.wait_for({every[s][0] for s in others}, within=20)
-    assert (await stats(rig.pool))["blocked"] == 1  # a's newest event waits behind the FAILED row
+    assert (await outbox_stats(rig.pool))["blocked"] == 1  # a's newest event waits behind the FAILED row
     assert (await row_of(rig.pool, every[a][-1]))["status"] == "PENDING"
 
     code, out, _ = await rig.cli("outbox", "requeue", "--all-failed")
@@ -218,7 +213,7 @@ async def test_a_failed_row_holds_back_its_session_only_until_discarded(rig: Rig
     assert await relay.readyz() == 200  # the broker is fine; one row is not
 
     expected = {"pending": 1, "claimed": 0, "retrying": 0, "blocked": 1, "blocked_sessions": 1, "failed": 1}
-    assert {k: v for k, v in (await stats(rig.pool)).items() if k in expected} == expected
+    assert {k: v for k, v in (await outbox_stats(rig.pool)).items() if k in expected} == expected
     code, out, _ = await rig.cli("outbox", "stats")
     assert code == 0
     assert {k: v for k, v in json.loads(out).items() if k in expected} == expected
@@ -233,5 +228,5 @@ async def test_a_failed_row_holds_back_its_session_only_until_discarded(rig: Rig
 
 
 async def _settled(pool: Pool) -> bool:
-    s = await stats(pool)
+    s = await outbox_stats(pool)
     return (s["pending"], s["blocked"], s["failed"]) == (0, 0, 0)

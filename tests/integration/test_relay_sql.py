@@ -13,9 +13,8 @@ import asyncpg
 import pytest
 
 from genesis import db
-from tests.relay_harness import Pool, bulk_backlog
-
-CLAIM = "SELECT * FROM claim_outbox($1, make_interval(secs => $2))"
+from relay.worker import CLAIM
+from tests.relay_harness import Pool, bulk_backlog, outbox_stats
 
 
 @pytest.fixture
@@ -181,9 +180,7 @@ async def test_outbox_stats_counts_backlog_claims_retries_blocked_and_failed(poo
     await pool.fetchval("SELECT record_outbox_attempt($1, $2, 'E: broker')", token, retrying[:1])
     await pool.execute("UPDATE event_outbox SET created_at = now() - interval '90 seconds' WHERE id = $1", keys[2][0])
     await pool.fetchval("SELECT release_outbox($1, $2)", token, failing[1:] + keys[2])
-    row = await pool.fetchrow("SELECT * FROM outbox_stats()")
-    assert row is not None
-    stats = dict(row)
+    stats = await outbox_stats(pool)
     assert stats.pop("oldest_pending_age_seconds") >= 90
     assert stats == {
         "pending": 8,
