@@ -16,7 +16,7 @@ from typing import Any, NamedTuple
 
 import asyncpg
 
-from genesis import errors
+from genesis import db, errors
 from genesis.waits import first_set, stopped_within
 
 log = logging.getLogger("genesis.api.live")
@@ -126,7 +126,7 @@ class EventHub:
             for session_id in pending:
                 try:
                     await self._deliver(session_id)
-                except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                except (asyncpg.PostgresError, *db.DATABASE_GONE) as exc:
                     log.warning("could not read new events of %s: %s", session_id, exc)
                     self._pending.add(session_id)  # try again on the next wake-up
 

@@ -6,12 +6,11 @@ import logging
 import re
 import uuid
 
-import asyncpg
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from api import state
-from genesis import errors
+from genesis import db, errors
 from genesis.logs import bind
 
 log = logging.getLogger("genesis.api")
@@ -78,7 +77,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             if name in exc.headers:
                 response.headers[name] = exc.headers[name]
         return response
-    except (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError):
+    except db.DATABASE_GONE:
         log.exception("database unavailable")
         return refusal(errors.Unavailable("The database is unavailable; try again"))
     except Exception:

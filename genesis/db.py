@@ -21,6 +21,17 @@ Isolation = Literal["read_committed", "repeatable_read", "serializable"]
 SERIALIZATION_RETRIES = 8
 
 
+# The database went away under us (asyncpg raises InternalClientError when a connection dies
+# between two protocol states): callers wait and go on.
+DATABASE_GONE = (
+    OSError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+    asyncpg.OperatorInterventionError,
+)
+
+
 async def _init_connection(conn: asyncpg.Connection[Any]) -> None:
     for pg_type in ("json", "jsonb"):
         await conn.set_type_codec(pg_type, encoder=json.dumps, decoder=json.loads, schema="pg_catalog")

@@ -15,6 +15,7 @@ from typing import Any
 
 import asyncpg
 
+from genesis import db
 from genesis.waits import first_set, stopped_within
 
 log = logging.getLogger("genesis.listener")
@@ -48,13 +49,7 @@ class Listener:
             try:
                 await self._listen_until_lost(stop)
                 failures = 0
-            except (
-                TimeoutError,
-                OSError,
-                asyncpg.PostgresError,
-                asyncpg.InterfaceError,
-                asyncpg.InternalClientError,  # a connection that died between two protocol states
-            ) as exc:
+            except (TimeoutError, asyncpg.PostgresError, *db.DATABASE_GONE) as exc:
                 failures += 1
                 delay = random.uniform(0, min(self._max_backoff, 0.1 * 2**failures))
                 log.warning("LISTEN connection lost (%s: %s); reconnecting in %.2fs", type(exc).__name__, exc, delay)

@@ -18,7 +18,7 @@ from genesis.settings import Settings
 from genesis.waits import stopped_within, watch
 from relay import metrics
 from relay.publisher import Publisher
-from relay.worker import DATABASE_GONE, RelayWorker
+from relay.worker import RelayWorker
 
 log = logging.getLogger("genesis.relay")
 
@@ -132,7 +132,7 @@ async def _sweep(pool: asyncpg.Pool[Any], settings: Settings, stop: asyncio.Even
                 )
                 if pruned or expired:
                     log.info("sweep", extra={"fields": {"pruned_sent_rows": pruned, "expired_commands": expired}})
-        except (*DATABASE_GONE, asyncpg.PostgresError) as exc:
+        except (*db.DATABASE_GONE, asyncpg.PostgresError) as exc:
             log.warning("sweep failed: %s", exc)  # the next round tries again
         await stopped_within(stop, min(STATS_INTERVAL, settings.relay_sweep_interval))
 

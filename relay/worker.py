@@ -16,6 +16,7 @@ from typing import Any
 
 import asyncpg
 
+from genesis import db
 from genesis.waits import first_set, stopped_within
 from relay import metrics
 from relay.publisher import OutboxRow, Publisher, headers_from_json
@@ -26,16 +27,6 @@ CLAIM = """
     SELECT id, topic, key, payload::text AS value, headers::text AS headers, claim_token
       FROM claim_outbox($1, make_interval(secs => $2))
 """
-
-# The database went away under us: claimed rows come back after their lease, so wait and go on.
-# (asyncpg raises InternalClientError when a connection dies between two protocol states.)
-DATABASE_GONE = (
-    OSError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.InterfaceError,
-    asyncpg.InternalClientError,
-    asyncpg.OperatorInterventionError,
-)
 
 Failures = dict[int, tuple[OutboxRow, BaseException]]
 Claim = tuple[list[OutboxRow], uuid.UUID | None]  # rows and their claim token
@@ -73,7 +64,7 @@ class RelayWorker:
             try:
                 await self.drain(stop)
                 outages = 0
-            except DATABASE_GONE as exc:
+            except db.DATABASE_GONE as exc:  # claimed rows come back after their lease
                 outages += 1
                 delay = random.uniform(0.5, 1.0) * min(5.0, 0.2 * 2**outages)
                 log.warning("database unavailable (%s: %s); retrying in %.1fs", type(exc).__name__, exc, delay)
@@ -136,7 +127,7 @@ class RelayWorker:
         """Releases a batch claimed ahead and not published; if that fails, its lease runs out."""
         if ahead is None:
             return
-        with contextlib.suppress(*DATABASE_GONE, asyncpg.PostgresError):
+        with contextlib.suppress(*db.DATABASE_GONE, asyncpg.PostgresError):
             rows, token = await ahead
             await self._release(token, rows)
 
