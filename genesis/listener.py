@@ -72,8 +72,7 @@ class Listener:
             log.info("listening on %s", ", ".join(self._channels))
             self._on_connect()
             while not stop.is_set() and not lost.is_set():
-                with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(first_set(stop, lost), self._ping_interval)
+                await first_set(stop, lost, within=self._ping_interval)
                 if not stop.is_set() and not lost.is_set():
                     await asyncio.wait_for(conn.fetchval("SELECT 1"), self._ping_interval)  # liveness
             if lost.is_set() and not stop.is_set():

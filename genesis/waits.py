@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Coroutine
 from typing import Any
 
 
-async def first_set(*events: asyncio.Event) -> None:
-    """Returns as soon as any of the events is set."""
+async def first_set(*events: asyncio.Event, within: float | None = None) -> None:
+    """Returns as soon as any of the events is set, or after `within` seconds when given."""
     waits = [asyncio.ensure_future(e.wait()) for e in events]
     try:
-        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait(waits, timeout=within, return_when=asyncio.FIRST_COMPLETED)
     finally:
         for w in waits:
             w.cancel()
@@ -20,9 +19,7 @@ async def first_set(*events: asyncio.Event) -> None:
 
 async def stopped_within(stop: asyncio.Event, seconds: float) -> bool:
     """Sleeps up to `seconds`, cut short by `stop`; True when stopping."""
-    with contextlib.suppress(TimeoutError):
-        async with asyncio.timeout(seconds):
-            await stop.wait()
+    await first_set(stop, within=seconds)
     return stop.is_set()
 
 

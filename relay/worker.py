@@ -70,9 +70,7 @@ class RelayWorker:
                 log.warning("database unavailable (%s: %s); retrying in %.1fs", type(exc).__name__, exc, delay)
                 await stopped_within(stop, delay)
                 continue
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self._poll_interval):
-                    await first_set(self.wake, stop)
+            await first_set(self.wake, stop, within=self._poll_interval)
 
     async def drain(self, stop: asyncio.Event) -> int:
         """Publishes batches until a claim comes back empty; returns how many rows were sent.
