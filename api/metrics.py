@@ -22,8 +22,7 @@ from prometheus_client.process_collector import ProcessCollector
 
 from api import state
 from api.middlewares import ERROR_CODE
-from genesis import commands
-from relay.metrics import OUTBOX_GAUGES
+from relay.metrics import LATENCY_BUCKETS, OUTBOX_GAUGES
 
 log = logging.getLogger("genesis.api")
 
@@ -42,7 +41,7 @@ REQUEST_SECONDS = Histogram(
     "genesis_api_request_seconds",
     "Time to answer an HTTP request, by route name (event streams excluded)",
     ["route"],
-    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+    buckets=LATENCY_BUCKETS,
     registry=REGISTRY,
 )
 COMMANDS = Counter(
@@ -99,9 +98,8 @@ def _record(request: web.Request, status: int, response: web.StreamResponse | No
 
 
 def _record_command(request: web.Request, status: int, response: web.StreamResponse | None) -> None:
-    command_type = request.get(COMMAND_TYPE)
-    if command_type not in commands.PAYLOADS:
-        command_type = "unknown"  # refused before the type was known; never a client's raw string
+    # Set only once the type is known (validated), so never a client's raw string.
+    command_type = request.get(COMMAND_TYPE) or "unknown"
     if status < 400:
         replayed = response is not None and response.headers.get("Idempotent-Replayed") == "true"
         COMMANDS.labels(command_type, "replayed" if replayed else "accepted", "").inc()

@@ -11,10 +11,12 @@ PUBLISHED = Counter("genesis_relay_published_total", "Outbox rows published to K
 RETRIED = Counter("genesis_relay_retried_total", "Publish attempts that failed and were retried")
 FAILED = Counter("genesis_relay_failed_total", "Outbox rows marked FAILED after the last retry")
 FENCED = Counter("genesis_relay_fenced_total", "Rows this relay published but could not settle (claim lost)")
+# Seconds, from a fast local round trip to a publish that hits its timeout; the API's too.
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 PUBLISH_SECONDS = Histogram(
     "genesis_relay_publish_seconds",
     "Time to publish one claimed batch (send to broker acknowledgement)",
-    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+    buckets=LATENCY_BUCKETS,
 )
 BROKER_UP = Gauge("genesis_relay_broker_up", "1 while the broker answers")
 LISTENER_UP = Gauge("genesis_relay_listener_up", "1 while the LISTEN connection is open")
