@@ -56,14 +56,16 @@ class _Partition:
     offsets: set[int] = field(default_factory=set)
     hole_since: float = 0.0  # when `missing` was first seen to be a hole (0: no hole)
     reread_at: float = 0.0
+    pass_end: int = -1  # a read again from the hole is under way until it reaches this offset
 
 
 class TopicConsumer:
     """Reads a whole topic from the beginning, without a consumer group, into `records`.
 
     Each offset is recorded once. When a partition has a hole (a later offset read, an earlier one
-    not), the reader seeks back to it every REREAD_EVERY seconds until it fills; after HOLE_PATIENCE
-    it gives up on that hole, so a record that is really missing still fails the test waiting for it.
+    not), the reader seeks back to it and reads on from there, again every REREAD_EVERY seconds at
+    most, until it fills; after HOLE_PATIENCE it gives up on that hole, so a record that is really
+    missing still fails the test waiting for it.
     """
 
     def __init__(self, bootstrap: str, topic: str) -> None:
@@ -109,6 +111,8 @@ class TopicConsumer:
             for tp, messages in batches.items():
                 part = self._partitions[tp.partition]
                 for m in messages:
+                    if m.offset >= part.pass_end:
+                        part.pass_end = -1  # back where it was: it may go back again
                     if m.offset in part.offsets:
                         continue  # read again while going back for a hole
                     if m.offset < part.top:
@@ -145,8 +149,10 @@ class TopicConsumer:
                 self.holes_abandoned.append((number, part.missing))
                 part.missing = min(o for o in part.offsets if o > part.missing)
                 part.hole_since = 0.0
-            elif now >= part.reread_at:
-                part.reread_at = now + REREAD_EVERY
+            elif part.pass_end < 0 and now >= part.reread_at:
+                # Not again before this pass is through: going back mid-pass would never get past
+                # a hole that stays empty (the broker failed that write).
+                part.reread_at, part.pass_end = now + REREAD_EVERY, part.top
                 self._consumer.seek(TopicPartition(self.topic, number), part.missing)
 
     async def stop(self) -> None:
