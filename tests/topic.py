@@ -55,17 +55,18 @@ class _Partition:
     top: int = -1
     offsets: set[int] = field(default_factory=set)
     hole_since: float = 0.0  # when `missing` was first seen to be a hole (0: no hole)
-    reread_at: float = 0.0
-    pass_end: int = -1  # a read again from the hole is under way until it reaches this offset
+    reread_at: float = 0.0  # no pass back before this
+    pass_end: int = -1  # a pass back over the hole is under way until it reaches this offset
+    pass_started: float = 0.0
 
 
 class TopicConsumer:
     """Reads a whole topic from the beginning, without a consumer group, into `records`.
 
     Each offset is recorded once. When a partition has a hole (a later offset read, an earlier one
-    not), the reader seeks back to it and reads on from there, again every REREAD_EVERY seconds at
-    most, until it fills; after HOLE_PATIENCE it gives up on that hole, so a record that is really
-    missing still fails the test waiting for it.
+    not), the reader seeks back to it and reads on from there; after each such pass it reads on as
+    long again (REREAD_EVERY at least) before the next, until the hole fills. After HOLE_PATIENCE it
+    gives up on that hole, so a record that is really missing still fails the test waiting for it.
     """
 
     def __init__(self, bootstrap: str, topic: str) -> None:
@@ -111,8 +112,10 @@ class TopicConsumer:
             for tp, messages in batches.items():
                 part = self._partitions[tp.partition]
                 for m in messages:
-                    if m.offset >= part.pass_end:
-                        part.pass_end = -1  # back where it was: it may go back again
+                    if 0 <= part.pass_end <= m.offset:  # the pass is back where it began: read on
+                        # for as long as it took (REREAD_EVERY at least) before the next one
+                        part.pass_end = -1
+                        part.reread_at = time.monotonic() + max(REREAD_EVERY, time.monotonic() - part.pass_started)
                     if m.offset in part.offsets:
                         continue  # read again while going back for a hole
                     if m.offset < part.top:
@@ -150,9 +153,9 @@ class TopicConsumer:
                 part.missing = min(o for o in part.offsets if o > part.missing)
                 part.hole_since = 0.0
             elif part.pass_end < 0 and now >= part.reread_at:
-                # Not again before this pass is through: going back mid-pass would never get past
-                # a hole that stays empty (the broker failed that write).
-                part.reread_at, part.pass_end = now + REREAD_EVERY, part.top
+                # One pass at a time, with reading on between passes: going back mid-pass, or at
+                # once after one, would hardly get past a hole that stays empty (a failed write).
+                part.pass_end, part.pass_started = part.top, now
                 self._consumer.seek(TopicPartition(self.topic, number), part.missing)
 
     async def stop(self) -> None:
