@@ -10,7 +10,7 @@ from aiohttp import web
 from api.live import EventHub
 from genesis.listener import Listener
 from genesis.settings import Settings
-from genesis.tokens import TokenVerifier
+from genesis.tokens import Principal, TokenVerifier
 
 SETTINGS = web.AppKey("settings", Settings)
 POOL: web.AppKey[asyncpg.Pool[Any]] = web.AppKey("pool")
@@ -20,6 +20,7 @@ LISTENER = web.AppKey("listener", Listener)
 
 # Per-request values.
 USER_ID = web.RequestKey("user_id", str)
+PRINCIPAL = web.RequestKey("principal", Principal)  # the verified token: user id, scopes, expiry
 REQUEST_ID = web.RequestKey("request_id", str)
 
 # Routes anyone may call: probes, metrics, the API description and the developer console's page and files

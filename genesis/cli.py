@@ -46,6 +46,7 @@ def _parser() -> argparse.ArgumentParser:
     token = sub.add_parser("token", help="print a development JWT signed with JWT_SECRET")
     token.add_argument("--user", required=True)
     token.add_argument("--ttl", type=int, default=3600, help="seconds (default 3600)")
+    token.add_argument("--scope", default="", help="space-separated scopes, e.g. 'genesis:agent'")
     token.set_defaults(func=_token)
 
     outbox = sub.add_parser("outbox", help="operate the event outbox").add_subparsers(
@@ -115,7 +116,7 @@ def _token(args: argparse.Namespace, settings: Settings) -> int:
 
     if args.ttl < 1:
         raise SettingsError("--ttl must be a positive number of seconds")
-    print(issue_token(settings, args.user, args.ttl))
+    print(issue_token(settings, args.user, args.ttl, args.scope))
     return 0
 
 

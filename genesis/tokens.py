@@ -3,12 +3,29 @@
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import jwt
 
 from genesis import db, errors
 from genesis.settings import Settings
+
+AGENT_SCOPE = "genesis:agent"
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who a verified token speaks for: its `sub`, the roles its `scope` claim grants, and when it ends."""
+
+    user_id: str
+    scopes: frozenset[str]
+    expires_at: float
+
+
+def parse_scopes(claim: object) -> frozenset[str]:
+    """An OAuth 2 `scope` claim (space-separated); anything else grants nothing."""
+    return frozenset(claim.split()) if isinstance(claim, str) else frozenset()
 
 
 class TokenVerifier:
@@ -26,6 +43,9 @@ class TokenVerifier:
         self._issuer = settings.jwt_issuer or None
 
     def user_id(self, authorization: str | None) -> str:
+        return self.verify(authorization).user_id
+
+    def verify(self, authorization: str | None) -> Principal:
         if not authorization:
             raise errors.Unauthorized("Missing bearer token")
         scheme, _, token = authorization.partition(" ")
@@ -49,15 +69,17 @@ class TokenVerifier:
             raise errors.Unauthorized("Token has no subject")
         if not db.storable_text(sub):
             raise errors.Unauthorized("Token subject has characters a user id cannot hold")
-        return sub
+        return Principal(sub, parse_scopes(claims.get("scope")), float(claims["exp"]))
 
 
-def issue_token(settings: Settings, user: str, ttl: int = 3600) -> str:
-    """A development token signed with JWT_SECRET."""
+def issue_token(settings: Settings, user: str, ttl: int = 3600, scopes: str = "") -> str:
+    """A development token signed with JWT_SECRET; `scopes` is the space-separated `scope` claim."""
     if not settings.jwt_secret:
         raise errors.DomainError("JWT_SECRET is needed to issue tokens")
     now = int(time.time())
     claims: dict[str, Any] = {"sub": user, "iat": now, "exp": now + ttl}
+    if scopes.strip():
+        claims["scope"] = " ".join(scopes.split())
     if settings.jwt_audience:
         claims["aud"] = settings.jwt_audience
     if settings.jwt_issuer:

@@ -9,7 +9,7 @@ import pytest
 
 from genesis import errors
 from genesis.settings import Settings
-from genesis.tokens import TokenVerifier, issue_token
+from genesis.tokens import AGENT_SCOPE, TokenVerifier, issue_token, parse_scopes
 
 SECRET = "unit-secret-" + "s" * 60  # long enough for HS512 without a warning
 
@@ -47,3 +47,19 @@ def test_a_verifier_needs_a_key() -> None:
 def test_bad_headers_are_unauthorized(header: str | None) -> None:
     with pytest.raises(errors.Unauthorized):
         TokenVerifier(Settings(jwt_secret=SECRET)).user_id(header)
+
+
+def test_scope_claim_grants_roles_and_expiry_is_kept() -> None:
+    settings = Settings(jwt_secret=SECRET)
+    token = issue_token(settings, "agent-1", 60, "genesis:agent  other")
+    principal = TokenVerifier(settings).verify(f"Bearer {token}")
+    assert principal.user_id == "agent-1"
+    assert principal.scopes == {"genesis:agent", "other"}
+    assert AGENT_SCOPE in principal.scopes
+    assert 0 < principal.expires_at - time.time() <= 60
+
+
+def test_a_scope_claim_that_is_not_a_string_grants_nothing() -> None:
+    assert parse_scopes(["genesis:agent"]) == frozenset()
+    assert parse_scopes(None) == frozenset()
+    assert parse_scopes("") == frozenset()
