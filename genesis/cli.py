@@ -100,12 +100,14 @@ def _api(args: argparse.Namespace, settings: Settings) -> int:
 
 def _relay(args: argparse.Namespace, settings: Settings) -> int:
     settings.require("database_url", "kafka_bootstrap_servers")
+    settings.require_relay_lease()
     from genesis.runner import run_services, serve_relay
 
     return run_services([lambda stop: serve_relay(settings, stop)])
 
 
 def _dev(args: argparse.Namespace, settings: Settings) -> int:
+    settings.require_relay_lease()
     from genesis.devmode import run_dev
 
     return run_dev(settings)

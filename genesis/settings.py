@@ -103,6 +103,15 @@ class Settings:
             if not getattr(self, name):
                 raise SettingsError(f"{name.upper()} is required but not set")
 
+    def require_relay_lease(self) -> None:
+        """A claim must outlive a publish attempt (and the second the relay adds to it), or every
+        slow publish loses its claim to another relay."""
+        if self.relay_lease <= self.relay_publish_timeout + 1:
+            raise SettingsError(
+                f"RELAY_LEASE ({self.relay_lease:g}s) must be longer than RELAY_PUBLISH_TIMEOUT"
+                f" ({self.relay_publish_timeout:g}s) + 1s"
+            )
+
     def require_jwt_key(self) -> None:
         if not self.jwt_secret and not self.jwt_public_key:
             raise SettingsError("JWT_SECRET (or JWT_PUBLIC_KEY) is required but not set")

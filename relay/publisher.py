@@ -1,4 +1,5 @@
-"""Publishing outbox rows with aiokafka: one batch at a time, per-row outcome, and a broker probe."""
+"""Publishing outbox rows with aiokafka: one batch at a time, per-row outcome (where it landed, or why not),
+partitions without a leader, and a broker probe."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaTimeoutError, MessageSizeTooLargeError
 from aiokafka.partitioner import murmur2
 from aiokafka.record.default_records import DefaultRecordBatchBuilder
+from aiokafka.structs import TopicPartition
 
 from genesis.settings import Settings
 
@@ -25,6 +27,16 @@ class OutboxRow(NamedTuple):
     key: str
     value: bytes  # the event JSON, exactly as stored (no decode/encode round trip)
     headers: list[tuple[str, bytes]]
+
+
+class Landing(NamedTuple):
+    """Where the broker acknowledged a row: its partition and offset."""
+
+    partition: int
+    offset: int | None
+
+
+Outcome = Landing | BaseException
 
 
 class HeldBackError(Exception):
@@ -73,66 +85,66 @@ class Publisher:
     async def stop(self) -> None:
         await self._producer.stop()  # flushes what is buffered
 
-    async def publish(self, rows: Sequence[OutboxRow]) -> list[BaseException | None]:
-        """Sends the rows in order; returns each row's error (None when acknowledged).
+    def partition_of(self, row: OutboxRow) -> int | None:
+        """The partition the row's key maps to, from the producer's metadata (None: not known yet)."""
+        known = self._producer.client.cluster.partitions_for_topic(row.topic)
+        return sorted(known)[_key_hash(row.key.encode()) % len(known)] if known else None
 
-        The rows are appended to one record batch per partition (more when one fills up) and each
-        batch is sent as a whole: no future and no coroutine per message. A key maps to one
-        partition, so its rows keep their order. A row the producer would refuse (too large) fails
-        alone, and the later rows of its key are not sent at all (HeldBackError), so they can never
-        reach Kafka ahead of it.
+    async def leaderless(self, topic: str, partitions: set[int]) -> set[int]:
+        """Which of `partitions` have no leader, by fresh metadata (all of them when none comes)."""
+        try:
+            async with asyncio.timeout(self.timeout):
+                await self._producer.client.force_metadata_update()
+        except Exception:
+            return set(partitions)
+        cluster = self._producer.client.cluster
+        return {p for p in partitions if cluster.leader_for_partition(TopicPartition(topic, p)) in (None, -1)}
+
+    async def publish(self, rows: Sequence[OutboxRow]) -> list[Outcome]:
+        """Sends the rows in order; returns each row's outcome: where it landed, or its error.
+
+        The rows are appended to one record batch per partition (more when one fills up). The
+        partitions are sent at once, but a partition's batches one after another, each only once
+        the one before it is acknowledged: a later batch could otherwise be acknowledged while an
+        earlier one of the same partition, carrying earlier rows of the same keys, expires after
+        retriable errors (a leader election), and a session's later event would be on Kafka
+        before its earlier one. When a batch fails, the partition's later batches are not sent
+        (HeldBackError). The cost is small: a claimed batch rarely fills more than one record
+        batch per partition (MAX_BATCH_SIZE). A row the producer would refuse (too large) fails
+        alone, and the later rows of its key are held back the same way.
         """
-        errors: list[BaseException | None] = [None] * len(rows)
-        sending: list[tuple[asyncio.Future[object], list[int]]] = []
+        outcomes: list[Outcome | None] = [None] * len(rows)
+        per_partition: dict[tuple[str, int], list[_Chunk]] = {}
+        for chunk in await self._chunks(rows, outcomes):
+            per_partition.setdefault((chunk.topic, chunk.partition), []).append(chunk)
         try:
             async with asyncio.timeout(self.longest):
-                await self._send(await self._chunks(rows, errors), errors, sending)
-                results = await asyncio.gather(*(f for f, _ in sending), return_exceptions=True)
-        except (TimeoutError, KafkaTimeoutError) as exc:  # the broker is gone while we were still queueing
-            timed_out = exc if isinstance(exc, KafkaTimeoutError) else KafkaTimeoutError("publish timed out")
-            queued: dict[int, asyncio.Future[object]] = {i: f for f, indexes in sending for i in indexes}
-            for i in range(len(rows)):
-                future = queued.get(i)
-                if errors[i] is not None:
-                    continue
-                if future is not None and future.done() and not future.cancelled():
-                    errors[i] = future.exception()  # settled before the deadline, either way
-                else:
-                    if future is not None:
-                        future.cancel()
-                    errors[i] = timed_out
-            return errors
-        for (_, indexes), result in zip(sending, results, strict=True):
-            if isinstance(result, BaseException):
-                for i in indexes:
-                    errors[i] = result
-        return errors
+                await asyncio.gather(*(self._send_in_turn(chunks, outcomes) for chunks in per_partition.values()))
+        except TimeoutError:  # the broker is gone while we were still sending: what is unsettled failed
+            pass
+        timed_out = KafkaTimeoutError("publish timed out")
+        return [timed_out if outcome is None else outcome for outcome in outcomes]
 
-    async def _send(
-        self,
-        chunks: list[_Chunk],
-        errors: list[BaseException | None],
-        sending: list[tuple[asyncio.Future[object], list[int]]],
-    ) -> None:
-        """Hands the chunks to the producer, appending each one's future to `sending` as it goes."""
-        refused: dict[tuple[str, int], BaseException] = {}  # partitions whose batch the producer refused
-        for chunk in chunks:
-            where = (chunk.topic, chunk.partition)
-            if where not in refused:
-                try:
-                    future = await self._producer.send_batch(chunk.builder, chunk.topic, partition=chunk.partition)
-                except KafkaTimeoutError:
-                    raise  # the partition's queue never drained: the broker is gone
-                except Exception as exc:
-                    refused[where] = exc
-                else:
-                    sending.append((future, chunk.indexes))
-                    continue
-            # Nor are the partition's later batches sent: they may hold later rows of the same keys.
-            for i in chunk.indexes:
-                errors[i] = refused[where]
+    async def _send_in_turn(self, chunks: list[_Chunk], outcomes: list[Outcome | None]) -> None:
+        """Sends one partition's record batches, each after the one before it is acknowledged."""
+        for n, chunk in enumerate(chunks):
+            try:
+                future = await self._producer.send_batch(chunk.builder, chunk.topic, partition=chunk.partition)
+                landed = await future
+            except Exception as exc:
+                for i in chunk.indexes:
+                    outcomes[i] = exc
+                held = HeldBackError(f"behind a failed record batch of partition {chunk.partition}")
+                for later in chunks[n + 1 :]:
+                    for i in later.indexes:
+                        outcomes[i] = held
+                return
+            base = int(getattr(landed, "offset", -1))
+            for j, i in enumerate(chunk.indexes):
+                # A record batch's records take consecutive offsets from the one acknowledged.
+                outcomes[i] = Landing(chunk.partition, base + j if base >= 0 else None)
 
-    async def _chunks(self, rows: Sequence[OutboxRow], errors: list[BaseException | None]) -> list[_Chunk]:
+    async def _chunks(self, rows: Sequence[OutboxRow], errors: list[Outcome | None]) -> list[_Chunk]:
         """The rows as record batches per partition, in order; refused rows get their error instead."""
         partitions: dict[str, list[int] | BaseException] = {}
         open_chunks: dict[tuple[str, int], _Chunk] = {}

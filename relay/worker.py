@@ -1,7 +1,11 @@
-"""The relay loop: wait for a NOTIFY, the poll interval or stop; then drain the outbox with SKIP LOCKED.
+"""The relay loop: wait for a NOTIFY, the poll interval, the next due retry or stop; then drain the outbox.
 
-One batch is in flight at a time. A batch's failed rows are retried after base, 2×base, 4×base
-seconds, then FAILED; while the broker does not answer, nothing more is claimed (circuit breaker).
+Retries are data, not sleeps: a failed publish is recorded by record_outbox_attempt, which schedules
+the row's next attempt (base × 2ⁿ⁻¹) or FAILs it, and the relay goes straight on with other work.
+Claims take due retries first, so any free replica makes the retry; the row's key stays held by its
+schedule meanwhile. Two circuit breakers: while the broker does not answer at all, only due retries
+(the batch in flight's) are claimed; while a partition has no leader, its fresh rows are handed
+back untouched (PENDING) and other partitions flow.
 """
 
 from __future__ import annotations
@@ -19,17 +23,23 @@ import asyncpg
 from genesis import db
 from genesis.waits import first_set, stopped_within
 from relay import metrics
-from relay.publisher import OutboxRow, Publisher, headers_from_json
+from relay.publisher import HeldBackError, Landing, OutboxRow, Outcome, Publisher, headers_from_json
 
 log = logging.getLogger("genesis.relay")
 
 CLAIM = """
-    SELECT id, topic, key, payload::text AS value, headers::text AS headers, claim_token
-      FROM claim_outbox($1, make_interval(secs => $2))
+    SELECT id, topic, key, payload::text AS value, headers::text AS headers, attempts, claim_token
+      FROM claim_outbox($1, make_interval(secs => $2), $3, $4, $5, $6)
 """
+NEXT_DUE = "SELECT extract(epoch FROM min(due_at) - now()) FROM outbox_heads WHERE retry AND NOT blocked"
+PARTITION_RECHECK = 1.0  # seconds between metadata checks of a partition without a leader
 
-Failures = dict[int, tuple[OutboxRow, BaseException]]
 Claim = tuple[list[OutboxRow], uuid.UUID | None]  # rows and their claim token
+Failures = dict[int, tuple[OutboxRow, BaseException]]
+
+
+class ClaimLostError(Exception):
+    """A settle of the claim changed fewer rows than it holds: another relay or an operator has them."""
 
 
 class RelayWorker:
@@ -52,73 +62,91 @@ class RelayWorker:
         self._retry_base_delay = retry_base_delay
         self._lease = lease
         self.wake = asyncio.Event()
-        self.broker_up = True  # the circuit breaker: False after a batch FAILED, until the broker answers
+        self.broker_up = True  # the broker-wide breaker: False after a failed publish, until the broker answers
+        self._attempts: dict[int, int] = {}  # attempts so far of the claimed rows that failed before
+        self._leaderless: dict[tuple[str, int], float] = {}  # partition → when to look at its leader again
 
     async def run(self, stop: asyncio.Event) -> None:
         outages = 0
         while not stop.is_set():
-            if not self.broker_up:
-                await self._wait_for_broker(stop)
-                continue
             self.wake.clear()
             try:
+                if not self.broker_up:
+                    self.broker_up = await self._publisher.probe()
+                    if self.broker_up:
+                        log.info("broker answers again; draining the backlog")
                 await self.drain(stop)
                 outages = 0
+                wait = await self._until_next_due()
             except db.DATABASE_GONE as exc:  # claimed rows come back after their lease
                 outages += 1
                 delay = random.uniform(0.5, 1.0) * min(5.0, 0.2 * 2**outages)
                 log.warning("database unavailable (%s: %s); retrying in %.1fs", type(exc).__name__, exc, delay)
                 await stopped_within(stop, delay)
                 continue
-            await first_set(self.wake, stop, within=self._poll_interval)
+            await first_set(self.wake, stop, within=wait)
+
+    async def _until_next_due(self) -> float:
+        """The poll interval, or less when a retry (or a broker check) is due sooner."""
+        wait = self._poll_interval if self.broker_up else min(self._poll_interval, 1.0)
+        if self._leaderless:
+            wait = min(wait, PARTITION_RECHECK)
+        due = await self._pool.fetchval(NEXT_DUE)
+        return wait if due is None else max(0.0, min(wait, float(due)))
 
     async def drain(self, stop: asyncio.Event) -> int:
         """Publishes batches until a claim comes back empty; returns how many rows were sent.
 
         Through a backlog (a full batch) it is pipelined: the next batch is claimed while this one
-        is published, so PostgreSQL and the broker work at the same time. One batch is still in
-        flight to the broker at a time: the next is published only once this one is settled, and is
-        handed back untouched (never failed) when this one needs a retry, the relay stops or the
-        circuit opens. Its claim skips the keys this batch holds, as another replica's claim would,
-        so per-key order is kept. Below a full batch the next claim follows the settling, as it
-        would find little ahead of it.
+        is published, so PostgreSQL and the broker work at the same time. That claim may continue
+        the keys this batch holds after its rows (so one long session is pipelined too); it is
+        published only once this one is settled, and handed back untouched when anything of this
+        one failed, was lost, or the relay stops.
         """
         sent = 0
         rows, token = await self._claim()
         while rows:
-            if stop.is_set() or not self.broker_up:
+            if stop.is_set():
                 await self._release(token, rows)
                 break
             full = len(rows) == self._batch_size
-            ahead = asyncio.create_task(self._claim(waiting=self._publisher.longest)) if full else None
+            ahead = asyncio.create_task(self._claim(self._publisher.longest, token, rows)) if full else None
             try:
-                count, failed = await self._publish_once(rows, token)
-                sent += count
-                if failed:
-                    # Retrying takes seconds: the batch claimed ahead goes back to whoever is free.
-                    await self._hand_back(ahead)
-                    ahead = None
-                    sent += await self._retry(failed, token, stop)
+                count, clean = await self._publish_once(rows, token)
             except BaseException:
                 await self._hand_back(ahead)
                 raise
+            sent += count
+            if not clean:
+                await self._hand_back(ahead)
+                ahead = None
             if ahead is not None:
                 rows, token = await ahead
                 if rows:
                     continue
-                # Empty: the claim ahead skipped the keys this batch held, and a full batch may have
-                # left later rows of them behind; claim again now that they are settled.
-            rows, token = await self._claim() if self.broker_up and not stop.is_set() else ([], None)
+            rows, token = await self._claim() if not stop.is_set() else ([], None)
         return sent
 
-    async def _claim(self, waiting: float = 0.0) -> Claim:
-        """Claims a batch, leased for RELAY_LEASE after `waiting`: a batch claimed ahead waits for the
-        one in flight (at most one publish) before its own publish starts."""
-        records = await self._pool.fetch(CLAIM, self._batch_size, self._lease + waiting)
+    async def _claim(
+        self, waiting: float = 0.0, behind: uuid.UUID | None = None, held: list[OutboxRow] | None = None
+    ) -> Claim:
+        """Claims a batch, leased for RELAY_LEASE after `waiting` (a batch claimed ahead waits for
+        the one in flight, at most one publish). Only due retries while the broker is down."""
+        last: dict[str, int] = {}
+        for row in held or ():
+            last[row.key] = row.id
+        records = await self._pool.fetch(
+            CLAIM, self._batch_size, self._lease + waiting, not self.broker_up, behind, list(last), list(last.values())
+        )
         rows = [
             OutboxRow(r["id"], r["topic"], r["key"], r["value"].encode(), headers_from_json(r["headers"]))
             for r in records
         ]
+        retried = {r["id"]: r["attempts"] for r in records if r["attempts"] > 0}
+        self._attempts.update(retried)
+        if retried:
+            fields = {"outbox_ids": list(retried), "retry": max(retried.values())}
+            log.info("retrying publish", extra={"fields": fields})
         return rows, (records[0]["claim_token"] if records else None)
 
     async def _hand_back(self, ahead: asyncio.Task[Claim] | None) -> None:
@@ -129,98 +157,142 @@ class RelayWorker:
             rows, token = await ahead
             await self._release(token, rows)
 
-    async def _publish_once(self, rows: list[OutboxRow], token: uuid.UUID | None) -> tuple[int, Failures]:
-        """Publishes and settles what was acknowledged; returns that count and the rows that failed."""
+    async def _publish_once(self, rows: list[OutboxRow], token: uuid.UUID | None) -> tuple[int, bool]:
+        """Publishes and settles the batch; returns how many were SENT and whether all of it was."""
+        rows, waiting = await self._without_leaderless(rows)
         started = time.perf_counter()
-        outcome = await self._publisher.publish(rows)
+        outcome = await self._publisher.publish(rows) if rows else []
         metrics.PUBLISH_SECONDS.observe(time.perf_counter() - started)
         sent, failed, held = _split(rows, outcome)
-        total = await self._settle_sent(token, sent)
-        # Rows behind a failed row of their session wait for it: released untouched.
-        await self._release(token, held)
-        return total, failed
-
-    async def _retry(self, failed: Failures, token: Any, stop: asyncio.Event) -> int:
-        """Publishes `failed` again after base, 2×base, 4×base…; what still fails is FAILED."""
-        total = 0
-        for attempt in range(1, self._max_retries + 1):
-            error = _describe(next(iter(failed.values()))[1])
-            delay = self._retry_base_delay * 2 ** (attempt - 1)
-            # Counts the attempt and extends the lease over the wait, so nobody else takes the rows.
-            await self._pool.fetchval(
-                "SELECT record_outbox_attempt($1, $2, $3, make_interval(secs => $4))",
-                token, list(failed), error, self._lease + delay,
-            )  # fmt: skip
-            metrics.RETRIED.inc(len(failed))
-            log.warning(
-                "publish failed; retry %d/%d in %.1fs", attempt, self._max_retries, delay,
-                extra={"fields": {"outbox_ids": list(failed), "attempt": attempt, "retry_in": delay, "error": error}},
-            )  # fmt: skip
-            if await stopped_within(stop, delay):
-                # Shutting down: hand the rows back for another replica rather than hold them.
-                await self._release(token, [row for row, _ in failed.values()])
-                return total
-            rows = [row for row, _ in failed.values()]
-            log.info("retrying publish", extra={"fields": {"outbox_ids": list(failed), "retry": attempt}})
-            sent, failed, held = _split(rows, await self._publisher.publish(rows))
-            total += await self._settle_sent(token, sent)
+        try:
+            total = await self._settle_sent(token, sent)
+            if failed:
+                await self._record_failures(token, failed)
+            # Rows behind a failed row of their session wait for it: released untouched.
             await self._release(token, held)
-            if not failed:
-                return total
-        error = _describe(next(iter(failed.values()))[1])
-        count = await self._pool.fetchval("SELECT mark_outbox_failed($1, $2, $3)", token, list(failed), error)
-        metrics.FAILED.inc(count)
-        log.error(
-            "outbox rows FAILED after %d retries", self._max_retries,
-            extra={"fields": {"outbox_ids": list(failed), "rows": count, "error": error}},
-        )  # fmt: skip
-        # Circuit breaker: claim nothing more until the broker answers again.
-        self.broker_up = await self._publisher.probe()
-        return total
+            await self._release(token, waiting, delay=PARTITION_RECHECK)
+        except ClaimLostError as lost:
+            # Fencing: the claim is gone, so nothing of it is published or settled by us again.
+            metrics.FENCED.inc(len(rows))
+            log.warning("claim lost (%s); its rows are dropped, left to their new holder", lost)
+            return 0, False
+        finally:
+            for row in rows:
+                self._attempts.pop(row.id, None)
+        if failed:
+            await self._open_breakers(failed)
+        return total, not (failed or held or waiting)
 
-    async def _release(self, token: Any, rows: list[OutboxRow]) -> None:
-        if rows:
-            await self._pool.fetchval("SELECT release_outbox($1, $2)", token, [r.id for r in rows])
+    async def _without_leaderless(self, rows: list[OutboxRow]) -> tuple[list[OutboxRow], list[OutboxRow]]:
+        """The rows to publish, and the fresh rows of partitions without a leader, which wait.
+        Retries go out regardless: their schedule is the batch in flight's, and ends FAILED."""
+        if not self._leaderless:
+            return rows, []
+        now = time.monotonic()
+        due = {where for where, at in self._leaderless.items() if at <= now}
+        for topic in {t for t, _ in due}:
+            still = await self._publisher.leaderless(topic, {p for t, p in due if t == topic})
+            for where in [w for w in due if w[0] == topic]:
+                if where[1] in still:
+                    self._leaderless[where] = now + PARTITION_RECHECK
+                else:
+                    log.info("partition %s-%d has a leader again", *where)
+                    del self._leaderless[where]
+        publish: list[OutboxRow] = []
+        waiting: list[OutboxRow] = []
+        for row in rows:
+            where = (row.topic, self._publisher.partition_of(row) or 0)
+            (waiting if where in self._leaderless and row.id not in self._attempts else publish).append(row)
+        return publish, waiting
 
-    async def _settle_sent(self, token: Any, rows: list[OutboxRow]) -> int:
+    async def _open_breakers(self, failed: Failures) -> None:
+        """After a failed publish: the broker-wide breaker if the broker does not answer, else the
+        partition breaker of each failed row's partition that has no leader."""
+        if not await self._publisher.probe():
+            self.broker_up = False
+            log.warning("broker does not answer; claiming only due retries until it does")
+            return
+        partitions: dict[str, set[int]] = {}
+        for row, _ in failed.values():
+            partition = self._publisher.partition_of(row)
+            if partition is not None:
+                partitions.setdefault(row.topic, set()).add(partition)
+        for topic, candidates in partitions.items():
+            for partition in await self._publisher.leaderless(topic, candidates):
+                log.warning("partition %s-%d has no leader; its rows wait", topic, partition)
+                self._leaderless[(topic, partition)] = time.monotonic() + PARTITION_RECHECK
+
+    async def _record_failures(self, token: uuid.UUID | None, failed: Failures) -> None:
+        """Schedules each failed row's next attempt, or FAILs it (record_outbox_attempt), by error."""
+        by_error: dict[str, list[int]] = {}
+        for row_id, (_, exc) in failed.items():
+            by_error.setdefault(_describe(exc), []).append(row_id)
+        for error, ids in by_error.items():
+            record = await self._pool.fetchrow(
+                "SELECT * FROM record_outbox_attempt($1, $2, $3, make_interval(secs => $4), $5)",
+                token, ids, error, self._retry_base_delay, self._max_retries,
+            )  # fmt: skip
+            assert record is not None
+            if record["tried"] < len(ids):
+                raise ClaimLostError(f"{len(ids) - record['tried']} of {len(ids)} failed row(s) not ours any more")
+            attempt = max(self._attempts.get(i, 0) for i in ids) + 1
+            if record["failed"]:
+                metrics.FAILED.inc(record["failed"])
+                log.error(
+                    "outbox rows FAILED after %d retries", self._max_retries,
+                    extra={"fields": {"outbox_ids": ids, "rows": record["failed"], "error": error}},
+                )  # fmt: skip
+            if record["tried"] > record["failed"]:
+                delay = self._retry_base_delay * 2 ** (attempt - 1)
+                metrics.RETRIED.inc(record["tried"] - record["failed"])
+                log.warning(
+                    "publish failed; retry %d/%d in %.1fs", attempt, self._max_retries, delay,
+                    extra={"fields": {"outbox_ids": ids, "attempt": attempt, "retry_in": delay, "error": error}},
+                )  # fmt: skip
+
+    async def _release(self, token: Any, rows: list[OutboxRow], delay: float | None = None) -> None:
+        if not rows:
+            return
+        count = await self._pool.fetchval(
+            "SELECT release_outbox($1, $2, make_interval(secs => $3))", token, [r.id for r in rows], delay
+        )
+        if count < len(rows):
+            raise ClaimLostError(f"{len(rows) - count} of {len(rows)} released row(s) not ours any more")
+
+    async def _settle_sent(self, token: Any, rows: list[tuple[OutboxRow, Landing]]) -> int:
         if not rows:
             return 0
-        count: int = await self._pool.fetchval("SELECT mark_outbox_sent($1, $2)", token, [r.id for r in rows])
+        count: int = await self._pool.fetchval(
+            "SELECT mark_outbox_sent($1, $2, $3, $4)",
+            token, [r.id for r, _ in rows], [at.partition for _, at in rows], [at.offset for _, at in rows],
+        )  # fmt: skip
         metrics.PUBLISHED.inc(count)
         if count < len(rows):
             # Another relay took these over after our lease ran out; it settles them, we do not.
-            metrics.FENCED.inc(len(rows) - count)
-            log.warning("claim lost on %d published row(s); left to their new holder", len(rows) - count)
+            raise ClaimLostError(f"{len(rows) - count} of {len(rows)} published row(s) not ours any more")
         return count
-
-    async def _wait_for_broker(self, stop: asyncio.Event) -> None:
-        delay = min(1.0, self._retry_base_delay)
-        while not stop.is_set():
-            if await self._publisher.probe():
-                log.info("broker answers again; draining the backlog")
-                self.broker_up = True
-                return
-            if await stopped_within(stop, delay):
-                return
-            delay = min(delay * 2, 5.0)
 
 
 def _split(
-    rows: list[OutboxRow], outcome: list[BaseException | None]
-) -> tuple[list[OutboxRow], Failures, list[OutboxRow]]:
-    """Sent rows; failed rows (the first failure of each key); rows held behind a failure of their key."""
-    sent: list[OutboxRow] = []
+    rows: list[OutboxRow], outcome: list[Outcome]
+) -> tuple[list[tuple[OutboxRow, Landing]], Failures, list[OutboxRow]]:
+    """Sent rows and where they landed; failed rows (the first failure of each key); rows held
+    behind a failure of their key (or of their partition's earlier record batch)."""
+    sent: list[tuple[OutboxRow, Landing]] = []
     failed: Failures = {}
     held: list[OutboxRow] = []
     blocked_keys: set[str] = set()
-    for row, error in zip(rows, outcome, strict=True):
+    for row, result in zip(rows, outcome, strict=True):
         if row.key in blocked_keys:
             held.append(row)
-        elif error is not None:
-            failed[row.id] = (row, error)
+        elif isinstance(result, HeldBackError):
+            held.append(row)  # never sent: not an attempt of its own
+            blocked_keys.add(row.key)
+        elif isinstance(result, BaseException):
+            failed[row.id] = (row, result)
             blocked_keys.add(row.key)
         else:
-            sent.append(row)
+            sent.append((row, result))
     return sent, failed, held
 
 

@@ -1,49 +1,85 @@
--- Claims up to `_batch_size` PENDING rows for one relay, keeping each key (session) in order:
--- a key is claimable only through its head, the oldest row that is neither SENT nor DISCARDED,
--- and only while that head is PENDING and unleased. The head's later rows come along in id
--- order (behind a head only PENDING rows follow: a key's rows are claimed from its head, so no
--- later row can have failed). Rows are leased, not locked: the claim token fences every later
--- update, and a relay that dies lets its rows come back when the lease runs out.
--- When the heads alone fill the batch, no row after the last head can make it into the batch,
--- so the followers are only looked up below it (with interleaved sessions: none at all).
--- Every lookup probes the (key, id) index or the primary key, one key or row at a time. Written
--- as joins, they were planned as scans of the whole backlog per key whenever the statistics still
--- described a near-empty outbox, i.e. right after a backlog had built up (an outage).
-CREATE OR REPLACE FUNCTION claim_outbox(_batch_size integer, _lease interval DEFAULT '30 seconds')
+-- Claims up to `_batch_size` PENDING rows for one relay, keeping each key (session) in order.
+-- Keys are leased, not rows looked up: outbox_heads holds one row per key with unfinished rows
+-- (kept by the transactions that write and settle the outbox), and a key is claimable while its
+-- head is not FAILED, not leased and due. Due retries come first, then the longest-waiting fresh
+-- heads; both are range scans of idx_outbox_heads_due that stop at the batch size, so a claim
+-- reads O(batch) heads and index entries however many rows wait behind blocked, retrying or
+-- leased heads, and never a SENT row (plan: docs/benchmarks.md).
+-- Each key's rows then come from its head on, by the (key, id) index, until the batch is full;
+-- the rows get the claim token too, which fences every later update of them by primary key.
+-- `_retries_only`: a relay whose broker is down still finishes the retries of its batch in flight
+-- (CONTRACT §6) but claims nothing new. `_behind` (a claim in flight) with `_behind_keys` and
+-- `_behind_after` (the last id it holds of each): a batch claimed ahead may continue those keys
+-- after their last held row, so one long session is pipelined too; the key moves to this claim.
+CREATE OR REPLACE FUNCTION claim_outbox(_batch_size integer, _lease interval DEFAULT '30 seconds',
+                                        _retries_only boolean DEFAULT false, _behind uuid DEFAULT NULL,
+                                        _behind_keys text[] DEFAULT '{}', _behind_after bigint[] DEFAULT '{}')
 RETURNS TABLE (id bigint, event_id uuid, topic text, key text, payload jsonb, headers jsonb,
                attempts integer, claim_token uuid)
 LANGUAGE plpgsql VOLATILE AS $$
 #variable_conflict use_column
 DECLARE
     _token uuid := gen_random_uuid();
-    _keys text[];
-    _last bigint;  -- the last head's id when the heads fill the batch, else NULL (no bound)
-    _ids bigint[];
+    _keys text[] := '{}';
+    _starts bigint[] := '{}';
+    _more text[];
+    _more_starts bigint[];
+    _ids bigint[] := '{}';
+    _taken bigint[];
+    _held text[] := '{}';
 BEGIN
-    -- The oldest claimable heads, locked; another relay's heads are skipped, not waited for.
-    SELECT array_agg(h.key), CASE WHEN count(*) = _batch_size THEN max(h.id) END INTO _keys, _last
-      FROM (SELECT o.key, o.id FROM event_outbox o
-             WHERE o.status = 'PENDING' AND (o.claimed_until IS NULL OR o.claimed_until < now())
-               AND o.id = (SELECT min(e.id) FROM event_outbox e
-                            WHERE e.key = o.key AND e.status IN ('PENDING', 'FAILED'))
-             ORDER BY o.id LIMIT _batch_size
-             FOR UPDATE SKIP LOCKED) h;
-    IF _keys IS NULL THEN
+    -- Due retries, the longest due first; other relays' keys being claimed are skipped.
+    SELECT coalesce(array_agg(h.key ORDER BY h.due_at, h.head_id), '{}'), coalesce(array_agg(h.head_id ORDER BY h.due_at, h.head_id), '{}')
+      INTO _keys, _starts
+      FROM (SELECT h.key, h.head_id, h.due_at FROM outbox_heads h
+             WHERE NOT h.blocked AND h.retry AND h.due_at <= now()
+             ORDER BY h.due_at, h.head_id LIMIT _batch_size FOR UPDATE SKIP LOCKED) h;
+
+    IF NOT _retries_only AND cardinality(_behind_keys) > 0 THEN
+        -- The keys of the claim in flight that it still holds, after the rows it holds.
+        -- Locked: the settling of the claim in flight gives them up in the same way, so either it
+        -- ran first (the key is fresh again, claimed below like any other) or it keeps them here.
+        SELECT coalesce(array_agg(c.key ORDER BY c.ord), '{}'), coalesce(array_agg(c.after + 1 ORDER BY c.ord), '{}')
+          INTO _more, _more_starts
+          FROM (SELECT h.key, b.after, b.ord
+                  FROM unnest(_behind_keys, _behind_after) WITH ORDINALITY AS b(key, after, ord)
+                  JOIN outbox_heads h ON h.key = b.key
+                 WHERE h.claim_token = _behind AND h.due_at > now() AND NOT h.blocked
+                   FOR UPDATE OF h) c;
+        _keys := _keys || _more;
+        _starts := _starts || _more_starts;
+    END IF;
+
+    IF NOT _retries_only AND cardinality(_keys) < _batch_size THEN
+        SELECT coalesce(array_agg(h.key ORDER BY h.due_at, h.head_id), '{}'), coalesce(array_agg(h.head_id ORDER BY h.due_at, h.head_id), '{}')
+          INTO _more, _more_starts
+          FROM (SELECT h.key, h.head_id, h.due_at FROM outbox_heads h
+                 WHERE NOT h.blocked AND NOT h.retry AND h.due_at <= now()
+                 ORDER BY h.due_at, h.head_id LIMIT _batch_size - cardinality(_keys) FOR UPDATE SKIP LOCKED) h;
+        _keys := _keys || _more;
+        _starts := _starts || _more_starts;
+    END IF;
+
+    -- Each key's rows from its start, in id order, until the batch is full: one index probe per key.
+    FOR i IN 1 .. cardinality(_keys) LOOP
+        EXIT WHEN cardinality(_ids) >= _batch_size;
+        SELECT array_agg(r.id ORDER BY r.id) INTO _taken
+          FROM (SELECT e.id FROM event_outbox e
+                 WHERE e.key = _keys[i] AND e.status IN ('PENDING', 'FAILED') AND e.id >= _starts[i]
+                 ORDER BY e.id LIMIT _batch_size - cardinality(_ids)) r;
+        IF _taken IS NOT NULL THEN
+            _ids := _ids || _taken;
+            _held := _held || _keys[i];
+        END IF;
+    END LOOP;
+    IF cardinality(_held) = 0 THEN
         RETURN;
     END IF;
 
-    -- Those keys' rows from their heads on, the oldest first, up to the batch size.
-    SELECT array_agg(r.id) INTO _ids
-      FROM (SELECT n.id
-              FROM unnest(_keys) AS k(key)
-              CROSS JOIN LATERAL (SELECT e.id FROM event_outbox e
-                                   WHERE e.key = k.key AND e.status IN ('PENDING', 'FAILED')
-                                     AND e.id <= coalesce(_last, 9223372036854775807)
-                                   ORDER BY e.id LIMIT _batch_size) n
-             ORDER BY n.id LIMIT _batch_size) r;
+    UPDATE outbox_heads h SET claim_token = _token, due_at = now() + _lease WHERE h.key = ANY (_held);
 
-    -- Leased by primary key. The UPDATE re-checks each row as it locks it; the status test is
-    -- spelled so that the planner cannot pick the partial PENDING index on stale statistics.
+    -- Leased by primary key. The status test is spelled so that the planner cannot pick the
+    -- partial PENDING index on stale statistics.
     RETURN QUERY
     WITH claimed AS (
         UPDATE event_outbox o

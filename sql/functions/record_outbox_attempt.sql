@@ -1,14 +1,31 @@
--- A failed publish that will be retried: counts the attempt, keeps the error and extends the
--- lease so nobody else takes the rows while this relay waits to retry. Fenced by the token.
+-- A failed publish, scheduled in the database rather than slept through: counts the attempt and
+-- keeps the error; a row with retries left is due again after `_base_delay` × 2^(attempts − 1)
+-- (1, 2, 4 × base) and its key waits for it (any relay may take it then); a row out of retries
+-- (`_max_retries`) is FAILED and holds its key back until requeued or discarded. The claim gives
+-- the rows up either way. Fenced by the token: fewer `tried` than `_ids` means the claim is gone.
 CREATE OR REPLACE FUNCTION record_outbox_attempt(_claim_token uuid, _ids bigint[], _error text,
-                                                 _lease interval DEFAULT '30 seconds')
-RETURNS integer
-LANGUAGE sql VOLATILE AS $$
-    WITH tried AS (
+                                                 _base_delay interval DEFAULT '1 second',
+                                                 _max_retries integer DEFAULT 3)
+RETURNS TABLE (tried integer, failed integer)
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    _keys text[];
+BEGIN
+    WITH attempted AS (
         UPDATE event_outbox o
-           SET attempts = o.attempts + 1, last_error = _error, claimed_until = now() + _lease
+           SET attempts = o.attempts + 1, last_error = _error, claim_token = NULL, claimed_until = NULL,
+               status = CASE WHEN o.attempts + 1 > _max_retries THEN 'FAILED' ELSE o.status END,
+               failed_at = CASE WHEN o.attempts + 1 > _max_retries THEN now() END,
+               next_attempt_at = CASE WHEN o.attempts + 1 <= _max_retries
+                                      THEN now() + _base_delay * 2 ^ o.attempts END
          WHERE o.id = ANY (_ids) AND o.claim_token = _claim_token
            AND o.status NOT IN ('SENT', 'FAILED', 'DISCARDED')  -- PENDING, by primary key (see claim_outbox)
-        RETURNING 1)
-    SELECT count(*)::integer FROM tried
+        RETURNING o.key, o.status)
+    SELECT array_agg(DISTINCT a.key), count(*), count(*) FILTER (WHERE a.status = 'FAILED')
+      INTO _keys, tried, failed FROM attempted a;
+    IF _keys IS NOT NULL THEN
+        PERFORM outbox_advance_heads(_keys, _claim_token);
+    END IF;
+    RETURN NEXT;
+END;
 $$;

@@ -3,12 +3,19 @@ CREATE OR REPLACE FUNCTION requeue_outbox(_id bigint DEFAULT NULL)
 RETURNS integer
 LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
+    _keys text[];
     _count integer;
 BEGIN
-    UPDATE event_outbox o
-       SET status = 'PENDING', attempts = 0, failed_at = NULL, claim_token = NULL, claimed_until = NULL
-     WHERE o.status = 'FAILED' AND (_id IS NULL OR o.id = _id);
-    GET DIAGNOSTICS _count = ROW_COUNT;
+    WITH requeued AS (
+        UPDATE event_outbox o
+           SET status = 'PENDING', attempts = 0, failed_at = NULL, claim_token = NULL, claimed_until = NULL,
+               next_attempt_at = NULL
+         WHERE o.status = 'FAILED' AND (_id IS NULL OR o.id = _id)
+        RETURNING o.key)
+    SELECT array_agg(DISTINCT r.key), count(*) INTO _keys, _count FROM requeued r;
+    IF _keys IS NOT NULL THEN
+        PERFORM outbox_advance_heads(_keys);  -- the keys are fresh again
+    END IF;
     IF _id IS NOT NULL AND _count = 0 THEN
         PERFORM genesis_refuse('GS406', format('Outbox row %s is not FAILED', _id), jsonb_build_object('id', _id));
     END IF;

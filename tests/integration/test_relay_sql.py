@@ -28,7 +28,7 @@ async def pool(database_url: str) -> AsyncIterator[Pool]:
 
 
 async def claim(c: Any, batch: int, lease: float = 30) -> tuple[uuid.UUID | None, list[asyncpg.Record]]:
-    rows = await c.fetch(CLAIM, batch, lease)
+    rows = await c.fetch(CLAIM, batch, lease, False, None, [], [])  # as the relay claims with no batch in flight
     tokens = {r["claim_token"] for r in rows}
     assert len(tokens) <= 1  # one claim, one token
     return (tokens.pop() if tokens else None), rows
@@ -47,12 +47,12 @@ async def test_a_key_is_claimed_only_through_its_head(pool: Pool) -> None:
     keys = await keyed_ids(pool)
     heads = sorted(ids[0] for ids in keys.values())
 
+    (oldest,) = [k for k, ids in keys.items() if ids[0] == heads[0]]
     _, first = await claim(pool, 2)
-    assert [r["id"] for r in first] == heads[:2]  # the two oldest heads; their later rows are beyond the batch
+    assert [r["id"] for r in first] == keys[oldest][:2]  # the oldest head's key, from its head on
     _, second = await claim(pool, 100)
-    (third_key,) = {r["key"] for r in second}
-    # Only the session nobody holds: the others' later rows wait behind their claimed heads.
-    assert [r["id"] for r in second] == keys[third_key]
+    # The sessions nobody holds, whole: the first one's last row waits behind its claimed key.
+    assert sorted(r["id"] for r in second) == sorted(i for k, ids in keys.items() if k != oldest for i in ids)
     assert await claim(pool, 100) == (None, [])
 
 
@@ -113,7 +113,7 @@ async def test_a_claim_whose_lease_ran_out_cannot_settle_rows_another_relay_took
     for fenced in (
         "SELECT mark_outbox_sent($1, $2)",
         "SELECT mark_outbox_failed($1, $2, 'KafkaTimeoutError: late')",
-        "SELECT record_outbox_attempt($1, $2, 'KafkaTimeoutError: late')",
+        "SELECT tried FROM record_outbox_attempt($1, $2, 'KafkaTimeoutError: late')",
         "SELECT release_outbox($1, $2)",
     ):
         assert await pool.fetchval(fenced, slow, ids) == 0, fenced
@@ -177,14 +177,14 @@ async def test_outbox_stats_counts_backlog_claims_retries_blocked_and_failed(poo
     failing, retrying, _ = keys
     token, _ = await claim(pool, 100)
     await pool.fetchval("SELECT mark_outbox_failed($1, $2, 'E: broker')", token, failing[:1])
-    await pool.fetchval("SELECT record_outbox_attempt($1, $2, 'E: broker')", token, retrying[:1])
+    await pool.fetchval("SELECT tried FROM record_outbox_attempt($1, $2, 'E: broker')", token, retrying[:1])
     await pool.execute("UPDATE event_outbox SET created_at = now() - interval '90 seconds' WHERE id = $1", keys[2][0])
     await pool.fetchval("SELECT release_outbox($1, $2)", token, failing[1:] + keys[2])
     stats = await outbox_stats(pool)
     assert stats.pop("oldest_pending_age_seconds") >= 90
     assert stats == {
         "pending": 8,
-        "claimed": 3,  # the retrying session's rows, still held
+        "claimed": 2,  # the retrying session's later rows, still held (the retrying row waits unclaimed)
         "retrying": 1,
         "blocked": 4,  # behind the FAILED row (2) and behind the retrying one (2)
         "blocked_sessions": 2,

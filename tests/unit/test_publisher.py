@@ -1,5 +1,6 @@
-"""relay/publisher.py's own record batches, with the producer replaced by a stand-in that refuses on demand:
-a refusal at submit is an edge aiokafka 0.14 has no real way to trigger, so it cannot be injected for real."""
+"""relay/publisher.py's own record batches, with the producer replaced by a stand-in that refuses or fails on
+demand: a refusal at submit, or an earlier batch expiring while a later one of the same partition is acknowledged,
+are edges aiokafka 0.14 has no way to trigger at will, so they cannot be injected for real here."""
 
 from __future__ import annotations
 
@@ -8,9 +9,10 @@ from typing import Any
 
 from aiokafka.errors import NotLeaderForPartitionError
 from aiokafka.producer.message_accumulator import BatchBuilder
+from aiokafka.structs import RecordMetadata, TopicPartition
 
 from genesis.settings import Settings
-from relay.publisher import OutboxRow, Publisher
+from relay.publisher import HeldBackError, Landing, OutboxRow, Publisher
 from relay.worker import _split
 
 
@@ -35,7 +37,7 @@ class RefusesFirstBatch:
             raise NotLeaderForPartitionError("refused at submit")
         self.submitted.append(builder.record_count())
         future: asyncio.Future[object] = asyncio.get_running_loop().create_future()
-        future.set_result("acknowledged")
+        future.set_result(RecordMetadata("t", partition, TopicPartition("t", partition), 40, -1, 0, 0))
         return future
 
 
@@ -50,6 +52,65 @@ async def test_a_refused_batch_keeps_its_partitions_later_batches_from_going_ahe
     # Two record batches were built (the rows do not fit one); only the first was offered, and refused.
     assert publisher._producer.offered == 1
     assert publisher._producer.submitted == []  # row 2 never reached the broker ahead of row 1
-    assert all(isinstance(e, NotLeaderForPartitionError) for e in errors)
+    assert isinstance(errors[0], NotLeaderForPartitionError)
+    assert isinstance(errors[1], HeldBackError)
     sent, failed, held = _split(rows, errors)
     assert (sent, list(failed), [r.id for r in held]) == ([], [1], [2])
+
+
+class FailsFirstBatchLate:
+    """A producer that takes every batch; the first one fails (expires after retriable errors) a little
+    after it was taken, every later one is acknowledged at once, at offsets counted per partition."""
+
+    def __init__(self) -> None:
+        self.taken: list[int] = []  # record counts, in the order the batches were handed over
+        self._next_offset = 0
+
+    async def partitions_for(self, topic: str) -> set[int]:
+        return {0}
+
+    def create_batch(self) -> BatchBuilder:
+        return BatchBuilder(300, 0)
+
+    async def send_batch(self, builder: BatchBuilder, topic: str, *, partition: int) -> asyncio.Future[object]:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[object] = loop.create_future()
+        count = builder.record_count()
+        if not self.taken:
+            loop.call_later(0.05, future.set_exception, NotLeaderForPartitionError("expired after retries"))
+        else:
+            future.set_result(
+                RecordMetadata(topic, partition, TopicPartition(topic, partition), self._next_offset, -1, 0, 0)
+            )
+            self._next_offset += count
+        self.taken.append(count)
+        return future
+
+
+async def test_a_later_batch_of_a_partition_is_never_acknowledged_ahead_of_an_earlier_that_fails() -> None:
+    publisher: Any = Publisher(Settings(kafka_bootstrap_servers="127.0.0.1:9"), timeout=5.0)
+    await publisher.stop()
+    publisher._producer = FailsFirstBatchLate()
+    rows = [OutboxRow(1, "t", "K", b"h" * 200, []), OutboxRow(2, "t", "K", b"f" * 200, [])]
+
+    outcomes = await publisher.publish(rows)
+
+    # The second batch (row 2) goes to the producer only once the first is acknowledged; the first
+    # failed, so row 2 is never handed over and cannot land on Kafka ahead of row 1.
+    assert publisher._producer.taken == [1]
+    assert isinstance(outcomes[0], NotLeaderForPartitionError)
+    assert isinstance(outcomes[1], HeldBackError)
+    sent, failed, held = _split(rows, outcomes)
+    assert (sent, list(failed), [r.id for r in held]) == ([], [1], [2])
+
+
+async def test_acknowledged_rows_carry_their_partition_and_consecutive_offsets() -> None:
+    publisher: Any = Publisher(Settings(kafka_bootstrap_servers="127.0.0.1:9"), timeout=5.0)
+    await publisher.stop()
+    publisher._producer = producer = FailsFirstBatchLate()
+    producer.taken.append(0)  # nothing fails
+    rows = [OutboxRow(i, "t", "K", b"x" * 60, []) for i in range(1, 5)]  # four fit two 300-byte batches
+
+    outcomes = await publisher.publish(rows)
+
+    assert outcomes == [Landing(0, 0), Landing(0, 1), Landing(0, 2), Landing(0, 3)]

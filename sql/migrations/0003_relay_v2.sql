@@ -1,0 +1,57 @@
+-- Relay v2 (CONTRACT §6): retries scheduled in the database, and claims read a small table of
+-- per-key heads instead of walking the backlog. Stop running relays before applying it: their
+-- in-memory retries and leases are not carried over (rows they held become claimable at once).
+
+-- When a row that failed may be published again (attempts and last_error already say how often and why).
+ALTER TABLE event_outbox ADD COLUMN next_attempt_at timestamptz;
+
+-- One row per key (session) with unfinished (PENDING or FAILED) outbox rows: its head, the oldest
+-- of them, and whether and when the key may be claimed. A claim leases keys here, so it reads
+-- O(batch) heads whatever waits behind blocked, retrying or leased heads, and never a SENT row.
+--   blocked:     the head is FAILED; nothing of the key is claimable until requeue or discard
+--   retry:       the head failed before and waits for (or is due for) its next attempt
+--   due_at:      when the key may be claimed: now for a fresh head, the head's next_attempt_at
+--                for a retry, the end of the lease while a relay holds the key
+--   claim_token: the relay claim holding the key, if any (expired once due_at has passed)
+CREATE TABLE outbox_heads (
+    key          text PRIMARY KEY,
+    head_id      bigint NOT NULL,
+    blocked      boolean NOT NULL DEFAULT false,
+    retry        boolean NOT NULL DEFAULT false,
+    due_at       timestamptz NOT NULL DEFAULT now(),
+    claim_token  uuid
+);
+-- Claims range-scan this: due retries first, then fresh heads, the longest waiting first.
+CREATE INDEX idx_outbox_heads_due ON outbox_heads (retry, due_at) WHERE NOT blocked;
+
+-- Every outbox row is written in the transaction that writes its event; this keeps the key's head
+-- in that same transaction. ON CONFLICT DO UPDATE (a no-op) locks an existing head row until
+-- commit, so a relay settling the key's last row cannot delete the head under an uncommitted new
+-- row (its settle waits, then sees the row); and when the relay deleted it first, the insert
+-- retries and creates the head.
+CREATE FUNCTION outbox_heads_track() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF NEW.status = 'PENDING' THEN
+        INSERT INTO outbox_heads (key, head_id) VALUES (NEW.key, NEW.id)
+            ON CONFLICT (key) DO UPDATE SET key = EXCLUDED.key;
+    END IF;
+    RETURN NULL;
+END;
+$$;
+CREATE TRIGGER event_outbox_heads AFTER INSERT ON event_outbox
+    FOR EACH ROW EXECUTE FUNCTION outbox_heads_track();
+
+-- Existing data: every key with unfinished rows gets its head. Leases and in-memory retries of
+-- the relays stopped for the upgrade are dropped: a row that was being retried is due at once.
+UPDATE event_outbox SET claim_token = NULL, claimed_until = NULL WHERE status IN ('PENDING', 'FAILED');
+INSERT INTO outbox_heads (key, head_id, blocked, retry, due_at)
+SELECT DISTINCT ON (o.key) o.key, o.id, o.status = 'FAILED', o.attempts > 0, now()
+  FROM event_outbox o WHERE o.status IN ('PENDING', 'FAILED')
+ ORDER BY o.key, o.id;
+
+-- Signatures that change (sql/functions re-creates them): fencing counts, landing, scheduling.
+DROP FUNCTION IF EXISTS claim_outbox(integer, interval);
+DROP FUNCTION IF EXISTS mark_outbox_sent(uuid, bigint[]);
+DROP FUNCTION IF EXISTS record_outbox_attempt(uuid, bigint[], text, interval);
+DROP FUNCTION IF EXISTS release_outbox(uuid, bigint[]);
