@@ -39,13 +39,14 @@ BEGIN
         -- The keys of the claim in flight that it still holds, after the rows it holds.
         -- Locked: the settling of the claim in flight gives them up in the same way, so either it
         -- ran first (the key is fresh again, claimed below like any other) or it keeps them here.
+        -- Never waited for (a writer may hold one): a key skipped is just not continued this time.
         SELECT coalesce(array_agg(c.key ORDER BY c.ord), '{}'), coalesce(array_agg(c.after + 1 ORDER BY c.ord), '{}')
           INTO _more, _more_starts
           FROM (SELECT h.key, b.after, b.ord
                   FROM unnest(_behind_keys, _behind_after) WITH ORDINALITY AS b(key, after, ord)
                   JOIN outbox_heads h ON h.key = b.key
                  WHERE h.claim_token = _behind AND h.due_at > now() AND NOT h.blocked
-                   FOR UPDATE OF h) c;
+                   FOR UPDATE OF h SKIP LOCKED) c;
         _keys := _keys || _more;
         _starts := _starts || _more_starts;
     END IF;

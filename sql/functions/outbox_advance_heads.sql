@@ -5,11 +5,29 @@
 CREATE OR REPLACE FUNCTION outbox_advance_heads(_keys text[], _token uuid DEFAULT NULL)
 RETURNS void
 LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    _lock_timeout text := current_setting('lock_timeout');
 BEGIN
-    -- Locked first, in key order (no deadlock between settlers), in a statement of its own: a
-    -- writer of a new row holds its key's head until commit, and the statements below run on a
-    -- snapshot taken after that wait, so they see its row.
-    PERFORM 1 FROM outbox_heads h WHERE h.key = ANY (_keys) ORDER BY h.key FOR UPDATE;
+    -- Locked first, in a statement of its own: a writer of a new row holds its key's head until
+    -- commit, and the statements below run on a snapshot taken after that wait, so they see its
+    -- row. A writer of several sessions at once (expire_stale_commands, bulk loads) locks their
+    -- heads in its own order, so waiting for all of them while holding some could deadlock: the
+    -- wait is short and, when it runs out, the subtransaction gives every head it took back, the
+    -- writer goes on, and the locking starts over.
+    FOR _try IN 1 .. 1000 LOOP
+        BEGIN
+            PERFORM set_config('lock_timeout', '20ms', true);
+            PERFORM 1 FROM outbox_heads h WHERE h.key = ANY (_keys) ORDER BY h.key FOR UPDATE;
+            PERFORM set_config('lock_timeout', _lock_timeout, true);
+            EXIT;
+        EXCEPTION WHEN lock_not_available THEN
+            PERFORM set_config('lock_timeout', _lock_timeout, true);
+            IF _try = 1000 THEN
+                RAISE;
+            END IF;
+            PERFORM pg_sleep(random() * 0.01);
+        END;
+    END LOOP;
 
     WITH next AS (
         SELECT k.key, n.id, n.status, n.attempts, n.next_attempt_at

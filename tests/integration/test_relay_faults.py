@@ -84,7 +84,9 @@ async def test_with_listen_off_the_relay_polls_and_is_ready_without_a_listener(r
 
 async def test_the_relay_rides_out_its_database_connections_being_killed_mid_drain(rig: Rig) -> None:
     await bulk_backlog(rig.pool, sessions=300, rounds=5)
-    relay = await rig.start_relay(RELAY_BATCH_SIZE=5, RELAY_POLL_INTERVAL=0.3, RELAY_LEASE=1)
+    relay = await rig.start_relay(
+        RELAY_BATCH_SIZE=5, RELAY_POLL_INTERVAL=0.3, RELAY_LEASE=1.6, RELAY_PUBLISH_TIMEOUT=0.5
+    )
     killed = 0
     for _ in range(20):  # while it drains: its queries die under it
         killed += await rig.pool.fetchval(
@@ -101,7 +103,12 @@ async def test_the_relay_rides_out_its_database_connections_being_killed_mid_dra
 
 @pytest.mark.slow
 async def test_sigkill_a_replica_five_times_mid_backlog_loses_nothing(rig: Rig) -> None:
-    settings: dict[str, Any] = {"RELAY_BATCH_SIZE": 50, "RELAY_LEASE": 2, "RELAY_POLL_INTERVAL": 0.5}
+    settings: dict[str, Any] = {
+        "RELAY_BATCH_SIZE": 50,
+        "RELAY_LEASE": 2,
+        "RELAY_PUBLISH_TIMEOUT": 0.9,
+        "RELAY_POLL_INTERVAL": 0.5,
+    }
     replicas = [await rig.start_relay(**settings) for _ in range(2)]
     writing = True
 

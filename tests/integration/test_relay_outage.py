@@ -159,13 +159,13 @@ async def test_a_backlog_through_a_cut_off_broker_fails_one_batch_and_hands_the_
 async def test_a_batch_claimed_ahead_keeps_its_lease_while_it_waits_behind_a_slow_broker(
     rig: Rig, broker: ProxiedBroker
 ) -> None:
-    # Every broker reply comes 1.5 s late: one publish fits the 2.5 s lease, but the batch claimed
+    # Every broker reply comes 2.5 s late: one publish fits the 4.5 s lease, but the batch claimed
     # ahead waits for the one in flight first. Its lease must cover that wait, or a rival claims
     # (and publishes) it while this relay is still sending it.
-    relay = await rig.start_relay(RELAY_BATCH_SIZE=5, RELAY_LEASE=2.5, RELAY_PUBLISH_TIMEOUT=3)
+    relay = await rig.start_relay(RELAY_BATCH_SIZE=5, RELAY_LEASE=4.5, RELAY_PUBLISH_TIMEOUT=3)
     warm = await new_session(rig.pool)  # the topic's metadata is fetched before the broker slows down
     await rig.consumer.wait_for(set((await events_by_session(rig.pool))[warm]), within=10)
-    broker.proxy.latency = 1.5
+    broker.proxy.latency = 2.5
     total = await bulk_backlog(rig.pool, sessions=10, rounds=1)  # two full batches
 
     async def both_batches_claimed() -> bool:
