@@ -25,16 +25,19 @@ CREATE TABLE outbox_heads (
 CREATE INDEX idx_outbox_heads_due ON outbox_heads (retry, due_at) WHERE NOT blocked;
 
 -- Every outbox row is written in the transaction that writes its event; this keeps the key's head
--- in that same transaction. ON CONFLICT DO UPDATE (a no-op) locks an existing head row until
--- commit, so a relay settling the key's last row cannot delete the head under an uncommitted new
--- row (its settle waits, then sees the row); and when the relay deleted it first, the insert
--- retries and creates the head.
+-- in that same transaction. An existing head row is locked (not rewritten) until commit, so a
+-- relay settling the key's last row cannot delete the head under an uncommitted new row: its
+-- settle waits, then sees the row. When the relay deleted it first, the lock finds nothing and
+-- the head is created; ON CONFLICT covers a writer of the same key that just created it.
 CREATE FUNCTION outbox_heads_track() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
     IF NEW.status = 'PENDING' THEN
-        INSERT INTO outbox_heads (key, head_id) VALUES (NEW.key, NEW.id)
-            ON CONFLICT (key) DO UPDATE SET key = EXCLUDED.key;
+        PERFORM 1 FROM outbox_heads h WHERE h.key = NEW.key FOR UPDATE;
+        IF NOT FOUND THEN
+            INSERT INTO outbox_heads (key, head_id) VALUES (NEW.key, NEW.id)
+                ON CONFLICT (key) DO UPDATE SET key = EXCLUDED.key;
+        END IF;
     END IF;
     RETURN NULL;
 END;

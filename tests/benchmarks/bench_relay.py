@@ -36,6 +36,7 @@ from genesis.localservices import LocalBroker, LocalPostgres
 from relay.publisher import MAX_BATCH_SIZE, MAX_REQUEST_SIZE, headers_from_json
 from relay.worker import CLAIM
 from tests.benchmarks.harness import say
+from tests.benchmarks.relay_scenarios import claim_latency, latency_while_retrying
 from tests.conftest import fresh_database
 from tests.relay_harness import STAGES, Pool, Rig, bulk_backlog, outbox_status
 from tests.topic import TopicConsumer, create_topic
@@ -246,6 +247,8 @@ async def main() -> None:
             for listen in (True, False):
                 say(f"latency at {RATE:g}/s for {SECONDS:g}s, {'NOTIFY' if listen else 'polling only'} …")
                 timed.append((listen, await latency(rig, listen=listen)))
+            retrying = await latency_while_retrying(rig, RELAY)
+            claims = await claim_latency(pool)  # last: it leaves the outbox pathological
         finally:
             await rig.consumer.stop()  # never started; closed all the same
             await pool.close()
@@ -264,6 +267,14 @@ async def main() -> None:
         name = "LISTEN/NOTIFY" if listen else f"polling only ({POLL_INTERVAL:g} s)"
         figures = f"{r['rate']:>11.0f}{r['events']:>8.0f}{r['p50']:>9.1f}{r['p99']:>9.1f}{r['max']:>9.1f}"
         print(f"{name:<28}{figures}")
+    print(f"\nwhile one row retries (1 s, 2 s, 4 s), other sessions: {retrying['events']:.0f} events,")
+    p50, p99, top = retrying["p50"], retrying["p99"], retrying["max"]
+    print(f"  commit → consumer p50 {p50:.1f} ms, p99 {p99:.1f} ms, max {top:.1f} ms")
+    print(f"  (the row was {'still' if retrying['still_retrying'] else 'no longer'} retrying at the last commit)")
+    print(f"\nclaim_outbox(100), {claims['claimed']} rows claimed; the backlog in tests/benchmarks/relay_scenarios.py")
+    print(f"  p50 {claims['p50']:.2f} ms, p99 {claims['p99']:.2f} ms, max {claims['max']:.2f} ms; plans:")
+    for plan in claims["plans"]:
+        print("  " + plan.replace("\n", "\n  "))
 
 
 if __name__ == "__main__":

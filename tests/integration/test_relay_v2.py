@@ -12,6 +12,7 @@ import uuid
 import pytest
 
 from tests.relay_harness import (
+    STAGES,
     Rig,
     all_sent,
     bulk_backlog,
@@ -53,9 +54,9 @@ async def test_a_row_failing_every_attempt_holds_only_its_session_and_fails_on_s
     # While the row waits for its retries (7 s in all), each other session's new event reaches the
     # topic within a second of its commit: the replica is not sleeping through the retry.
     lags: list[float] = []
-    for _ in range(3):
+    for stage in STAGES[:3]:
         for s in others:
-            await submit(rig.pool, s, "RequestConceptGeneration", {})
+            await submit(rig.pool, s, "ConfirmStage", {"stage": stage})
             committed = time.time()
             event = (await events_by_session(rig.pool))[s][-1]
             await rig.consumer.wait_for({event}, within=10)
