@@ -117,3 +117,26 @@ def test_settings_are_frozen() -> None:
     settings = Settings()
     with pytest.raises(AttributeError):
         settings.api_port = 1  # type: ignore[misc]
+
+
+def test_a_relay_lease_not_longer_than_a_publish_and_a_second_stops_start_up() -> None:
+    Settings().require_relay_lease()  # 30 s against 5 s
+    with pytest.raises(SettingsError) as refused:
+        Settings.from_env({"RELAY_LEASE": "6", "RELAY_PUBLISH_TIMEOUT": "5"}).require_relay_lease()
+    (line,) = str(refused.value).splitlines()
+    assert "RELAY_LEASE" in line
+    assert "RELAY_PUBLISH_TIMEOUT" in line
+    Settings.from_env({"RELAY_LEASE": "6.5", "RELAY_PUBLISH_TIMEOUT": "5"}).require_relay_lease()
+
+
+def test_genesis_relay_refuses_to_start_with_such_a_lease(capsys: pytest.CaptureFixture[str]) -> None:
+    from genesis.cli import main
+
+    env = {"DATABASE_URL": "postgresql://x", "KAFKA_BOOTSTRAP_SERVERS": "x:9", "RELAY_LEASE": "3"}
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in env.items():
+            patch.setenv(name, value)
+        patch.delenv("RELAY_PUBLISH_TIMEOUT", raising=False)
+        assert main(["relay"]) == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line == "genesis: RELAY_LEASE (3s) must be longer than RELAY_PUBLISH_TIMEOUT (5s) + 1s"
