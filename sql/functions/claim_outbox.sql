@@ -35,7 +35,18 @@ BEGIN
              WHERE NOT h.blocked AND h.retry AND h.due_at <= now()
              ORDER BY h.due_at, h.head_id LIMIT _batch_size FOR UPDATE SKIP LOCKED) h;
 
-    IF NOT _retries_only AND cardinality(_behind_keys) > 0 THEN
+    IF NOT _retries_only AND cardinality(_keys) < _batch_size THEN
+        SELECT coalesce(array_agg(h.key ORDER BY h.due_at, h.head_id), '{}'), coalesce(array_agg(h.head_id ORDER BY h.due_at, h.head_id), '{}')
+          INTO _more, _more_starts
+          FROM (SELECT h.key, h.head_id, h.due_at FROM outbox_heads h
+                 WHERE NOT h.blocked AND NOT h.retry AND h.due_at <= now()
+                 ORDER BY h.due_at, h.head_id LIMIT _batch_size - cardinality(_keys) FOR UPDATE SKIP LOCKED) h;
+        _keys := _keys || _more;
+        _starts := _starts || _more_starts;
+    END IF;
+
+    -- Last, so other sessions are not starved by one long one: it goes on only with room to spare.
+    IF NOT _retries_only AND cardinality(_behind_keys) > 0 AND cardinality(_keys) < _batch_size THEN
         -- The keys of the claim in flight that it still holds, after the rows it holds.
         -- Locked: the settling of the claim in flight gives them up in the same way, so either it
         -- ran first (the key is fresh again, claimed below like any other) or it keeps them here.
@@ -47,16 +58,6 @@ BEGIN
                   JOIN outbox_heads h ON h.key = b.key
                  WHERE h.claim_token = _behind AND h.due_at > now() AND NOT h.blocked
                    FOR UPDATE OF h SKIP LOCKED) c;
-        _keys := _keys || _more;
-        _starts := _starts || _more_starts;
-    END IF;
-
-    IF NOT _retries_only AND cardinality(_keys) < _batch_size THEN
-        SELECT coalesce(array_agg(h.key ORDER BY h.due_at, h.head_id), '{}'), coalesce(array_agg(h.head_id ORDER BY h.due_at, h.head_id), '{}')
-          INTO _more, _more_starts
-          FROM (SELECT h.key, h.head_id, h.due_at FROM outbox_heads h
-                 WHERE NOT h.blocked AND NOT h.retry AND h.due_at <= now()
-                 ORDER BY h.due_at, h.head_id LIMIT _batch_size - cardinality(_keys) FOR UPDATE SKIP LOCKED) h;
         _keys := _keys || _more;
         _starts := _starts || _more_starts;
     END IF;
