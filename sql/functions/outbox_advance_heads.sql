@@ -29,12 +29,16 @@ BEGIN
         END;
     END LOOP;
 
+    -- Every row of a key before its head is finished, so the lookups start at the head: the
+    -- (key, id) index keeps entries of rows SENT since its last vacuum, and a long session drained
+    -- batch by batch would otherwise step over all of them at every settle.
     WITH next AS (
-        SELECT k.key, n.id, n.status, n.attempts, n.next_attempt_at
-          FROM unnest(_keys) AS k(key)
+        SELECT h.key, n.id, n.status, n.attempts, n.next_attempt_at
+          FROM outbox_heads h
           LEFT JOIN LATERAL (SELECT e.id, e.status, e.attempts, e.next_attempt_at FROM event_outbox e
-                              WHERE e.key = k.key AND e.status IN ('PENDING', 'FAILED')
-                              ORDER BY e.id LIMIT 1) n ON true)
+                              WHERE e.key = h.key AND e.id >= h.head_id AND e.status IN ('PENDING', 'FAILED')
+                              ORDER BY e.id LIMIT 1) n ON true
+         WHERE h.key = ANY (_keys))
     UPDATE outbox_heads h
        SET head_id = n.id,
            blocked = n.status = 'FAILED',
@@ -47,6 +51,7 @@ BEGIN
 
     DELETE FROM outbox_heads h
      WHERE h.key = ANY (_keys)
-       AND NOT EXISTS (SELECT FROM event_outbox e WHERE e.key = h.key AND e.status IN ('PENDING', 'FAILED'));
+       AND NOT EXISTS (SELECT FROM event_outbox e
+                        WHERE e.key = h.key AND e.id >= h.head_id AND e.status IN ('PENDING', 'FAILED'));
 END;
 $$;

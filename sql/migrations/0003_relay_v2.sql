@@ -21,8 +21,9 @@ CREATE TABLE outbox_heads (
     due_at       timestamptz NOT NULL DEFAULT now(),
     claim_token  uuid
 );
--- Claims range-scan this: due retries first, then fresh heads, the longest waiting first.
-CREATE INDEX idx_outbox_heads_due ON outbox_heads (retry, due_at) WHERE NOT blocked;
+-- Claims range-scan this: due retries first, then fresh heads, the longest waiting (then the oldest) first;
+-- head_id is in it so that heads of one commit (one due_at) come out in order without a sort.
+CREATE INDEX idx_outbox_heads_due ON outbox_heads (retry, due_at, head_id) WHERE NOT blocked;
 
 -- Every outbox row is written in the transaction that writes its event; this keeps the key's head
 -- in that same transaction. An existing head row is locked (not rewritten) until commit, so a
