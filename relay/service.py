@@ -18,6 +18,7 @@ from genesis.settings import Settings
 from genesis.waits import stopped_within, watch
 from relay import metrics
 from relay.brokerinfo import decide_idempotence
+from relay.idempotent import publisher_for
 from relay.publisher import Publisher
 from relay.worker import RelayWorker
 
@@ -60,7 +61,7 @@ async def run_relay(settings: Settings, stop: asyncio.Event) -> None:
         max_size=3,
         isolation="read_committed",
     )
-    publisher = Publisher(settings, timeout=settings.relay_publish_timeout)
+    publisher = publisher_for(settings, timeout=settings.relay_publish_timeout)
     try:
         if not await _start_publisher(publisher, stop):
             return
