@@ -20,7 +20,7 @@ class Settings:
     listen_database_url: str = ""  # a direct connection for LISTEN (pgbouncer cannot carry it)
     kafka_bootstrap_servers: str = ""
     kafka_topic: str = "domain-events"
-    kafka_enable_idempotence: bool = False
+    kafka_enable_idempotence: bool | None = None  # None: auto, decided at relay start (relay/brokerinfo.py)
     jwt_secret: str = ""
     jwt_public_key: str = ""
     jwt_algorithms: tuple[str, ...] = ("HS256",)
@@ -64,7 +64,7 @@ class Settings:
             listen_database_url=_get(e, "LISTEN_DATABASE_URL", str, database_url),
             kafka_bootstrap_servers=_get(e, "KAFKA_BOOTSTRAP_SERVERS", str, d.kafka_bootstrap_servers),
             kafka_topic=_get(e, "KAFKA_TOPIC", _nonempty, d.kafka_topic),
-            kafka_enable_idempotence=_get(e, "KAFKA_ENABLE_IDEMPOTENCE", _bool, d.kafka_enable_idempotence),
+            kafka_enable_idempotence=_get(e, "KAFKA_ENABLE_IDEMPOTENCE", _auto_bool, d.kafka_enable_idempotence),
             jwt_secret=_get(e, "JWT_SECRET", str, d.jwt_secret),
             jwt_public_key=_get(e, "JWT_PUBLIC_KEY", str, d.jwt_public_key),
             jwt_algorithms=algorithms,
@@ -141,6 +141,15 @@ def _bool(raw: str) -> bool:
     if value in ("0", "false", "no", "off"):
         return False
     raise ValueError("expected true or false")
+
+
+def _auto_bool(raw: str) -> bool | None:
+    if raw.lower() == "auto":
+        return None
+    try:
+        return _bool(raw)
+    except ValueError:
+        raise ValueError("expected auto, true or false") from None
 
 
 def _positive_int(raw: str) -> int:

@@ -17,6 +17,8 @@ from genesis.outbox import prune_sent
 from genesis.settings import Settings
 from genesis.waits import stopped_within, watch
 from relay import metrics
+from relay.brokerinfo import decide_idempotence
+from relay.idempotent import publisher_for
 from relay.publisher import Publisher
 from relay.worker import RelayWorker
 
@@ -46,6 +48,10 @@ class BrokerWatch:
 
 async def run_relay(settings: Settings, stop: asyncio.Event) -> None:
     """Runs until `stop` is set: finishes the batch in flight, flushes the producer, returns."""
+    decided = await decide_idempotence(settings, stop)  # KAFKA_ENABLE_IDEMPOTENCE=auto asks the broker
+    if decided is None:
+        return
+    settings = decided
     # READ COMMITTED: the SKIP LOCKED claims and token-fenced updates re-check a row another relay
     # changed meanwhile; at REPEATABLE READ they would fail with a serialization error instead.
     pool = await db.create_pool(
@@ -55,7 +61,7 @@ async def run_relay(settings: Settings, stop: asyncio.Event) -> None:
         max_size=3,
         isolation="read_committed",
     )
-    publisher = Publisher(settings, timeout=settings.relay_publish_timeout)
+    publisher = publisher_for(settings, timeout=settings.relay_publish_timeout)
     try:
         if not await _start_publisher(publisher, stop):
             return

@@ -1,19 +1,18 @@
 """Real services for the tests.
 
 PostgreSQL: TEST_DATABASE_URL when set, else testcontainers' PostgreSQL when a Docker engine answers,
-else the embedded server. Kafka: TEST_KAFKA_BOOTSTRAP_SERVERS, else testcontainers' Kafka, else the
-local Tansu broker. A template database is migrated once per run; each test gets a fresh copy.
+else the embedded server. Kafka: TEST_KAFKA_BOOTSTRAP_SERVERS, else testcontainers' Kafka, else
+Apache Kafka from Maven Central when java and mvn work, else the local Tansu broker (tests/brokers.py,
+which also holds the broker fixtures). A template database is migrated once per run; each test gets a
+fresh copy.
 """
 
 from __future__ import annotations
 
 import asyncio
-import gc
 import os
 import uuid
-import warnings
 from collections.abc import AsyncIterator, Callable, Iterator
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -23,12 +22,26 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from genesis import db
-from genesis.localservices import LocalBroker, LocalPostgres
+from genesis.localservices import LocalPostgres
 from genesis.migrate import migrate
 from genesis.settings import Settings
 from genesis.tokens import issue_token
+from tests import brokers
+from tests.brokers import docker_answers as _docker_answers
+from tests.brokers import kafka_bootstrap, kafka_cluster, tansu_bootstrap
+
+__all__ = ["kafka_bootstrap", "kafka_cluster", "tansu_bootstrap"]  # fixtures, shared with every test
 
 JWT_SECRET = "test-secret-" + "x" * 32
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return brokers.header()
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    for line in brokers.summary():
+        terminalreporter.write_line(line)
 
 
 def with_database(dsn: str, name: str) -> str:
@@ -45,21 +58,6 @@ async def on_server(admin_url: str, *statements: str) -> None:
             await conn.execute(statement)
     finally:
         await conn.close()
-
-
-def _docker_answers() -> bool:
-    # A failed probe leaks docker-py's unix socket; collect it here, quietly, rather than in some test.
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ResourceWarning)
-        try:
-            import docker  # type: ignore[import-untyped]
-
-            docker.from_env(timeout=2).ping()
-        except Exception:
-            return False
-        finally:
-            gc.collect()
-    return True
 
 
 @pytest.fixture(scope="session")
@@ -118,25 +116,6 @@ async def conn(database_url: str) -> AsyncIterator[asyncpg.Connection[Any]]:
     connection = await db.connect(database_url, application_name="psql")
     yield connection
     await connection.close()
-
-
-@pytest.fixture(scope="session")
-def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    given = os.environ.get("TEST_KAFKA_BOOTSTRAP_SERVERS")
-    if given:
-        yield given
-        return
-    if _docker_answers():
-        from testcontainers.kafka import KafkaContainer
-
-        with KafkaContainer("confluentinc/cp-kafka:7.6.1") as container:
-            yield container.get_bootstrap_server()
-        return
-    broker = LocalBroker(log_path=Path(tmp_path_factory.mktemp("broker")) / "broker.log")
-    try:
-        yield broker.start()
-    finally:
-        broker.stop()
 
 
 @pytest.fixture

@@ -197,9 +197,13 @@ class Rig:
 
 
 @contextlib.asynccontextmanager
-async def open_rig(database_url: str, bootstrap: str, workdir: Path, *, partitions: int = 3) -> AsyncIterator[Rig]:
-    topic = f"relay-test-{uuid.uuid4().hex[:10]}"
-    await create_topic(bootstrap, topic, partitions)
+async def open_rig(
+    database_url: str, bootstrap: str, workdir: Path, *, partitions: int = 3, topic: str | None = None
+) -> AsyncIterator[Rig]:
+    """A rig on a new topic of `partitions`, or on `topic` when the test created it itself."""
+    if topic is None:
+        topic = f"relay-test-{uuid.uuid4().hex[:10]}"
+        await create_topic(bootstrap, topic, partitions)
     # Events written through this pool land on the test's topic (submit_command reads the setting).
     pool = await db.create_pool(
         database_url, application_name="relay-test", kafka_topic=topic, max_size=10, isolation="read_committed"

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
+from genesis.localkafka import KafkaCluster
 from genesis.localservices import LocalBroker, free_port
 
 
@@ -107,12 +108,23 @@ def dsn_via(dsn: str, port: int) -> str:
 
 
 class ProxiedBroker:
-    """A private Tansu broker that advertises a TcpProxy's address, so every client goes through the proxy."""
+    """A private broker that advertises a TcpProxy's address, so every client goes through the proxy:
+    Apache Kafka when the run has it (tests/brokers.py), Tansu otherwise."""
 
     def __init__(self, log_path: Path) -> None:
-        self._broker = LocalBroker(free_port(), log_path)
-        self.proxy = TcpProxy(("127.0.0.1", self._broker.port))
-        self._broker.advertised_port = self.proxy.port
+        from tests.brokers import choice  # the run's broker choice, made once
+
+        advertised = free_port()
+        self._kafka: KafkaCluster | None = None
+        self._tansu: LocalBroker | None = None
+        if choice().local_kafka:
+            self._kafka = KafkaCluster(log_path.parent / "kafka", 1, advertised_ports=[advertised])
+            upstream = self._kafka.nodes[1].port
+        else:
+            self._tansu = LocalBroker(free_port(), log_path, advertised_port=advertised)
+            upstream = self._tansu.port
+        self.proxy = TcpProxy(("127.0.0.1", upstream))
+        self.proxy.port = advertised
 
     @property
     def bootstrap_servers(self) -> str:
@@ -120,9 +132,16 @@ class ProxiedBroker:
 
     async def start(self) -> str:
         await self.proxy.start()
-        await asyncio.to_thread(self._broker.start)
+        if self._kafka is not None:
+            await asyncio.to_thread(self._kafka.start)
+        else:
+            assert self._tansu is not None
+            await asyncio.to_thread(self._tansu.start)
         return self.bootstrap_servers
 
     async def stop(self) -> None:
         await self.proxy.cut()
-        await asyncio.to_thread(self._broker.stop)
+        if self._kafka is not None:
+            await asyncio.to_thread(self._kafka.stop)
+        if self._tansu is not None:
+            await asyncio.to_thread(self._tansu.stop)

@@ -17,7 +17,12 @@ def test_defaults_when_the_environment_says_nothing() -> None:
     assert settings.command_timeout == 900.0
     assert settings.relay_retention == 7 * 86400.0
     assert (settings.log_level, settings.cors_origins, settings.dev) == ("INFO", (), False)
-    assert settings.kafka_enable_idempotence is False
+    assert settings.kafka_enable_idempotence is None  # auto: decided from what the broker offers
+
+
+@pytest.mark.parametrize(("raw", "value"), [("auto", None), ("AUTO", None), ("false", False), ("on", True)])
+def test_idempotence_is_auto_true_or_false(raw: str, value: bool | None) -> None:
+    assert Settings.from_env({"KAFKA_ENABLE_IDEMPOTENCE": raw}).kafka_enable_idempotence is value
 
 
 def test_blank_values_count_as_unset() -> None:
