@@ -91,12 +91,12 @@ class Publisher:
         return sorted(known)[_key_hash(row.key.encode()) % len(known)] if known else None
 
     async def leaderless(self, topic: str, partitions: set[int]) -> set[int]:
-        """Which of `partitions` have no leader, by fresh metadata (all of them when none comes)."""
+        """Which of `partitions` have no leader, by fresh metadata (none known when no metadata comes)."""
         try:
             async with asyncio.timeout(self.timeout):
                 await self._producer.client.force_metadata_update()
         except Exception:
-            return set(partitions)
+            return set()  # no answer at all is the broker-wide breaker's to judge, not a partition's
         cluster = self._producer.client.cluster
         return {p for p in partitions if cluster.leader_for_partition(TopicPartition(topic, p)) in (None, -1)}
 

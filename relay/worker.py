@@ -190,6 +190,8 @@ class RelayWorker:
             return rows, []
         now = time.monotonic()
         due = {where for where, at in self._leaderless.items() if at <= now}
+        if due and not await self._publisher.probe():
+            return rows, []  # no metadata at all: publishing decides (the broker-wide breaker)
         for topic in {t for t, _ in due}:
             still = await self._publisher.leaderless(topic, {p for t, p in due if t == topic})
             for where in [w for w in due if w[0] == topic]:
@@ -201,8 +203,8 @@ class RelayWorker:
         publish: list[OutboxRow] = []
         waiting: list[OutboxRow] = []
         for row in rows:
-            where = (row.topic, self._publisher.partition_of(row) or 0)
-            (waiting if where in self._leaderless and row.id not in self._attempts else publish).append(row)
+            held = (row.topic, self._publisher.partition_of(row)) in self._leaderless
+            (waiting if held and row.id not in self._attempts else publish).append(row)
         return publish, waiting
 
     async def _open_breakers(self, failed: Failures) -> None:
