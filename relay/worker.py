@@ -31,6 +31,8 @@ CLAIM = """
     SELECT id, topic, key, payload::text AS value, headers::text AS headers, attempts, claim_token
       FROM claim_outbox($1, make_interval(secs => $2), $3, $4, $5, $6)
 """
+ADMIT = "SELECT outbox_admit_new($1)"
+ADMIT_LIMIT = 5000  # rows admitted per claim at most: a burst is admitted over a few claims
 NEXT_DUE = "SELECT extract(epoch FROM min(due_at) - now()) FROM outbox_heads WHERE retry AND NOT blocked"
 PARTITION_RECHECK = 1.0  # seconds between metadata checks of a partition without a leader
 
@@ -132,6 +134,9 @@ class RelayWorker:
     ) -> Claim:
         """Claims a batch, leased for RELAY_LEASE after `waiting` (a batch claimed ahead waits for
         the one in flight, at most one publish). Only due retries while the broker is down."""
+        # New rows' sessions get their heads in a statement of their own, committed before the claim:
+        # admitted inside a claim they would stay invisible to other replicas until it commits.
+        await self._pool.execute(ADMIT, ADMIT_LIMIT)
         last: dict[str, int] = {}
         for row in held or ():
             last[row.key] = row.id

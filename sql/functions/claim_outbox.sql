@@ -1,6 +1,6 @@
 -- Claims up to `_batch_size` PENDING rows for one relay, keeping each key (session) in order.
 -- Keys are leased, not rows looked up: outbox_heads holds one row per key with unfinished rows
--- (kept by the transactions that write and settle the outbox), and a key is claimable while its
+-- (admitted from outbox_new_rows, kept by the functions that settle the outbox), and a key is claimable while its
 -- head is not FAILED, not leased and due. Due retries come first, then the longest-waiting fresh
 -- heads; both are range scans of idx_outbox_heads_due that stop at the batch size, so a claim
 -- reads O(batch) heads and index entries however many rows wait behind blocked, retrying or
@@ -28,6 +28,9 @@ DECLARE
     _taken bigint[];
     _held text[] := '{}';
 BEGIN
+    -- Rows written since the last claim first: their sessions may need a head.
+    PERFORM outbox_admit_new(greatest(1000, 10 * _batch_size));
+
     -- Due retries, the longest due first; other relays' keys being claimed are skipped.
     SELECT coalesce(array_agg(h.key ORDER BY h.due_at, h.head_id), '{}'), coalesce(array_agg(h.head_id ORDER BY h.due_at, h.head_id), '{}')
       INTO _keys, _starts

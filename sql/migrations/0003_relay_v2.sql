@@ -5,8 +5,8 @@
 -- When a row that failed may be published again (attempts and last_error already say how often and why).
 ALTER TABLE event_outbox ADD COLUMN next_attempt_at timestamptz;
 
--- One row per key (session) with unfinished (PENDING or FAILED) outbox rows: its head, the oldest
--- of them, and whether and when the key may be claimed. A claim leases keys here, so it reads
+-- One row per key (session) with unfinished (PENDING or FAILED) outbox rows that a relay has seen:
+-- its head, the oldest of them, and whether and when the key may be claimed. A claim leases keys here, so it reads
 -- O(batch) heads whatever waits behind blocked, retrying or leased heads, and never a SENT row.
 --   blocked:     the head is FAILED; nothing of the key is claimable until requeue or discard
 --   retry:       the head failed before and waits for (or is due for) its next attempt
@@ -25,26 +25,25 @@ CREATE TABLE outbox_heads (
 -- head_id is in it so that heads of one commit (one due_at) come out in order without a sort.
 CREATE INDEX idx_outbox_heads_due ON outbox_heads (retry, due_at, head_id) WHERE NOT blocked;
 
--- Every outbox row is written in the transaction that writes its event; this keeps the key's head
--- in that same transaction. An existing head row is locked (not rewritten) until commit, so a
--- relay settling the key's last row cannot delete the head under an uncommitted new row: its
--- settle waits, then sees the row. When the relay deleted it first, the lock finds nothing and
--- the head is created; ON CONFLICT covers a writer of the same key that just created it.
-CREATE FUNCTION outbox_heads_track() RETURNS trigger
+-- Rows written since the relays last looked: the writer's transaction only appends here (a plain
+-- INSERT, which never conflicts, so submit_command at REPEATABLE READ never waits for or fails on
+-- a relay), and the next claim admits them (outbox_admit_new): their keys get a head if they have
+-- none. A key's head is thus only ever written by relays, at READ COMMITTED.
+CREATE TABLE outbox_new_rows (
+    outbox_id  bigint PRIMARY KEY,
+    key        text NOT NULL
+);
+CREATE FUNCTION outbox_note_new_row() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
     IF NEW.status = 'PENDING' THEN
-        PERFORM 1 FROM outbox_heads h WHERE h.key = NEW.key FOR UPDATE;
-        IF NOT FOUND THEN
-            INSERT INTO outbox_heads (key, head_id) VALUES (NEW.key, NEW.id)
-                ON CONFLICT (key) DO UPDATE SET key = EXCLUDED.key;
-        END IF;
+        INSERT INTO outbox_new_rows (outbox_id, key) VALUES (NEW.id, NEW.key);
     END IF;
     RETURN NULL;
 END;
 $$;
-CREATE TRIGGER event_outbox_heads AFTER INSERT ON event_outbox
-    FOR EACH ROW EXECUTE FUNCTION outbox_heads_track();
+CREATE TRIGGER event_outbox_new_rows AFTER INSERT ON event_outbox
+    FOR EACH ROW EXECUTE FUNCTION outbox_note_new_row();
 
 -- Existing data: every key with unfinished rows gets its head. Leases and in-memory retries of
 -- the relays stopped for the upgrade are dropped: a row that was being retried is due at once.

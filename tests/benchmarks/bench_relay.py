@@ -114,11 +114,20 @@ async def make_pending(rig: Rig, topic: str) -> None:
                       claim_token = NULL, claimed_until = NULL""",
             topic,
         )
+        # Written past the outbox functions, so their heads are too (what the trigger and the
+        # settling functions keep): every session is claimable from its first row.
+        await conn.execute(
+            """INSERT INTO outbox_heads (key, head_id) SELECT key, min(id) FROM event_outbox GROUP BY key
+               ON CONFLICT (key) DO UPDATE SET head_id = EXCLUDED.head_id, blocked = false, retry = false,
+                                               due_at = now(), claim_token = NULL"""
+        )
         await conn.execute("SELECT pg_notify('genesis_outbox_v1', '')")
 
 
 async def settle(rig: Rig) -> None:
     await rig.pool.execute("UPDATE event_outbox SET status = 'SENT', sent_at = now(), claim_token = NULL")
+    await rig.pool.execute("DELETE FROM outbox_heads")
+    await rig.pool.execute("DELETE FROM outbox_new_rows")  # make_pending writes the heads itself
     await rig.pool.execute("VACUUM ANALYZE event_outbox")
 
 

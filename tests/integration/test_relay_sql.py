@@ -58,6 +58,7 @@ async def test_a_key_is_claimed_only_through_its_head(pool: Pool) -> None:
 
 async def test_two_concurrent_claimers_never_share_a_row_or_a_key(pool: Pool) -> None:
     await bulk_backlog(pool, sessions=40, rounds=5)
+    await pool.execute("SELECT outbox_admit_new(1000)")  # committed first, as the relay does (relay.worker.ADMIT)
     async with pool.acquire() as a, pool.acquire() as b:
         async with a.transaction():  # A's claim stays uncommitted, its rows locked, while B claims
             _, rows_a = await claim(a, 25)
@@ -208,6 +209,7 @@ async def test_prune_deletes_only_old_sent_rows_in_chunks(pool: Pool) -> None:
 
 async def test_a_claim_reads_about_its_batch_not_the_backlog_even_on_stale_statistics(pool: Pool) -> None:
     await bulk_backlog(pool, sessions=2000, rounds=5)
+    await pool.execute("SELECT outbox_admit_new(100000)")  # as the relays did while the rows came in
     await pool.execute("UPDATE event_outbox SET status = 'SENT', sent_at = now()")
     await pool.execute("VACUUM ANALYZE event_outbox")  # the planner now believes nothing is pending …
     await pool.execute("UPDATE event_outbox SET status = 'PENDING', sent_at = NULL")  # … as an outage ends
