@@ -19,7 +19,8 @@ BEGIN
                claim_token = NULL, claimed_until = NULL, next_attempt_at = NULL,
                kafka_partition = l.kafka_partition, kafka_offset = l.kafka_offset
           FROM landed l
-         WHERE o.id = l.id AND o.claim_token = _claim_token
+         -- By primary key (= ANY): joined on l.id alone, stale statistics can plan a scan of the table.
+         WHERE o.id = ANY (_ids) AND o.id = l.id AND o.claim_token = _claim_token
            AND o.status NOT IN ('SENT', 'FAILED', 'DISCARDED')  -- PENDING, by primary key (see claim_outbox)
         RETURNING o.key)
     SELECT array_agg(DISTINCT s.key), count(*) INTO _keys, _count FROM sent s;
