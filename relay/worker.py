@@ -29,7 +29,7 @@ log = logging.getLogger("genesis.relay")
 
 CLAIM = """
     SELECT id, topic, key, payload::text AS value, headers::text AS headers, attempts, claim_token
-      FROM claim_outbox($1, make_interval(secs => $2), $3, $4, $5, $6)
+      FROM claim_outbox($1, make_interval(secs => $2), $3, $4, $5, $6, 0)
 """
 ADMIT = "SELECT outbox_admit_new($1)"
 ADMIT_LIMIT = 5000  # rows admitted per claim at most: a burst is admitted over a few claims
@@ -67,6 +67,7 @@ class RelayWorker:
         self.broker_up = True  # the broker-wide breaker: False after a failed publish, until the broker answers
         self._attempts: dict[int, int] = {}  # attempts so far of the claimed rows that failed before
         self._leaderless: dict[tuple[str, int], float] = {}  # partition → when to look at its leader again
+        self._more_new = True  # outbox_new_rows may hold rows not admitted yet
 
     async def run(self, stop: asyncio.Event) -> None:
         outages = 0
@@ -134,9 +135,13 @@ class RelayWorker:
     ) -> Claim:
         """Claims a batch, leased for RELAY_LEASE after `waiting` (a batch claimed ahead waits for
         the one in flight, at most one publish). Only due retries while the broker is down."""
-        # New rows' sessions get their heads in a statement of their own, committed before the claim:
-        # admitted inside a claim they would stay invisible to other replicas until it commits.
-        await self._pool.execute(ADMIT, ADMIT_LIMIT)
+        # New rows' sessions get their heads in a statement of their own, committed before the claim
+        # (admitted inside a claim they would stay invisible to other replicas until it commits), and
+        # only when there may be some: a NOTIFY came, or the last admission was a full one. Asking on
+        # every claim would scan the queue's dead entries (a burst's, until vacuum) every time.
+        if self.wake.is_set() or self._more_new or behind is None:
+            self.wake.clear()
+            self._more_new = await self._pool.fetchval(ADMIT, ADMIT_LIMIT) >= ADMIT_LIMIT
         last: dict[str, int] = {}
         for row in held or ():
             last[row.key] = row.id

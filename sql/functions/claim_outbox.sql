@@ -11,9 +11,11 @@
 -- (CONTRACT §6) but claims nothing new. `_behind` (a claim in flight) with `_behind_keys` and
 -- `_behind_after` (the last id it holds of each): a batch claimed ahead may continue those keys
 -- after their last held row, so one long session is pipelined too; the key moves to this claim.
+-- `_admit`: how many new rows to admit first (outbox_admit_new); psql callers leave the default.
 CREATE OR REPLACE FUNCTION claim_outbox(_batch_size integer, _lease interval DEFAULT '30 seconds',
                                         _retries_only boolean DEFAULT false, _behind uuid DEFAULT NULL,
-                                        _behind_keys text[] DEFAULT '{}', _behind_after bigint[] DEFAULT '{}')
+                                        _behind_keys text[] DEFAULT '{}', _behind_after bigint[] DEFAULT '{}',
+                                        _admit integer DEFAULT 1000)
 RETURNS TABLE (id bigint, event_id uuid, topic text, key text, payload jsonb, headers jsonb,
                attempts integer, claim_token uuid)
 LANGUAGE plpgsql VOLATILE AS $$
@@ -28,8 +30,11 @@ DECLARE
     _taken bigint[];
     _held text[] := '{}';
 BEGIN
-    -- Rows written since the last claim first: their sessions may need a head.
-    PERFORM outbox_admit_new(greatest(1000, 10 * _batch_size));
+    -- Rows written since the last claim first: their sessions may need a head. The relay passes 0
+    -- and admits in a statement of its own, only when told of new rows (relay/worker.py).
+    IF _admit > 0 THEN
+        PERFORM outbox_admit_new(_admit);
+    END IF;
 
     -- Due retries, the longest due first; other relays' keys being claimed are skipped.
     SELECT coalesce(array_agg(h.key ORDER BY h.due_at, h.head_id), '{}'), coalesce(array_agg(h.head_id ORDER BY h.due_at, h.head_id), '{}')

@@ -128,6 +128,8 @@ async def settle(rig: Rig) -> None:
     await rig.pool.execute("UPDATE event_outbox SET status = 'SENT', sent_at = now(), claim_token = NULL")
     await rig.pool.execute("DELETE FROM outbox_heads")
     await rig.pool.execute("DELETE FROM outbox_new_rows")  # make_pending writes the heads itself
+    await rig.pool.execute("VACUUM ANALYZE outbox_heads")
+    await rig.pool.execute("VACUUM ANALYZE outbox_new_rows")
     await rig.pool.execute("VACUUM ANALYZE event_outbox")
 
 

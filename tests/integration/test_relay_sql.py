@@ -13,7 +13,7 @@ import asyncpg
 import pytest
 
 from genesis import db
-from relay.worker import CLAIM
+from relay.worker import ADMIT, CLAIM
 from tests.relay_harness import Pool, bulk_backlog, outbox_stats
 
 
@@ -28,7 +28,8 @@ async def pool(database_url: str) -> AsyncIterator[Pool]:
 
 
 async def claim(c: Any, batch: int, lease: float = 30) -> tuple[uuid.UUID | None, list[asyncpg.Record]]:
-    rows = await c.fetch(CLAIM, batch, lease, False, None, [], [])  # as the relay claims with no batch in flight
+    await c.execute(ADMIT, 1000)  # as the relay does first (relay.worker)
+    rows = await c.fetch(CLAIM, batch, lease, False, None, [], [])  # with no batch in flight
     tokens = {r["claim_token"] for r in rows}
     assert len(tokens) <= 1  # one claim, one token
     return (tokens.pop() if tokens else None), rows
