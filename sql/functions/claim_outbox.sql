@@ -86,10 +86,10 @@ BEGIN
         RETURN;
     END IF;
 
-    UPDATE outbox_heads h SET claim_token = _token, due_at = now() + _lease WHERE h.key = ANY (_held);
-
-    -- Leased by primary key. The status test is spelled so that the planner cannot pick the
-    -- partial PENDING index on stale statistics.
+    -- Leased by primary key; the keys are leased only for the rows that were (a row still leased by
+    -- another claim is not taken, and its key must not be leased here without rows to publish). The
+    -- status test is spelled so that the planner cannot pick the partial PENDING index on stale
+    -- statistics.
     RETURN QUERY
     WITH claimed AS (
         UPDATE event_outbox o
@@ -97,7 +97,11 @@ BEGIN
          WHERE o.id = ANY (_ids)
            AND o.status NOT IN ('SENT', 'FAILED', 'DISCARDED')
            AND (o.claimed_until IS NULL OR o.claimed_until < now())
-        RETURNING o.id, o.event_id, o.topic, o.key, o.payload, o.headers, o.attempts, o.claim_token)
-    SELECT * FROM claimed c ORDER BY c.id;
+        RETURNING o.id, o.event_id, o.topic, o.key, o.payload, o.headers, o.attempts, o.claim_token),
+    leased AS (
+        UPDATE outbox_heads h SET claim_token = _token, due_at = now() + _lease
+         WHERE h.key = ANY (_held) AND h.key IN (SELECT c.key FROM claimed c)
+        RETURNING 1)
+    SELECT c.* FROM claimed c ORDER BY c.id;
 END;
 $$;
