@@ -9,18 +9,17 @@ DECLARE
     _keys text[];
     _count integer;
 BEGIN
-    WITH landed AS (
-        SELECT * FROM unnest(_ids, coalesce(_partitions, array_fill(NULL::integer, ARRAY[cardinality(_ids)])),
-                             coalesce(_offsets, array_fill(NULL::bigint, ARRAY[cardinality(_ids)])))
-                   AS l(id, kafka_partition, kafka_offset)
-    ), sent AS (
+    -- By primary key (= ANY) alone, with each row's landing looked up by its position in `_ids`:
+    -- joined to the unnested arrays, the planner (which takes an unnest for 10 rows and the
+    -- update for one) chose a nested loop that re-ran the unnest for every row, 250,000 pairs
+    -- (30 ms) at batch 500; joined on the id alone, stale statistics can plan a scan of the table.
+    WITH sent AS (
         UPDATE event_outbox o
            SET status = 'SENT', sent_at = now(), attempts = o.attempts + 1, last_error = NULL,
                claim_token = NULL, claimed_until = NULL, next_attempt_at = NULL,
-               kafka_partition = l.kafka_partition, kafka_offset = l.kafka_offset
-          FROM landed l
-         -- By primary key (= ANY): joined on l.id alone, stale statistics can plan a scan of the table.
-         WHERE o.id = ANY (_ids) AND o.id = l.id AND o.claim_token = _claim_token
+               kafka_partition = _partitions[array_position(_ids, o.id)],
+               kafka_offset = _offsets[array_position(_ids, o.id)]
+         WHERE o.id = ANY (_ids) AND o.claim_token = _claim_token
            AND o.status NOT IN ('SENT', 'FAILED', 'DISCARDED')  -- PENDING, by primary key (see claim_outbox)
         RETURNING o.key)
     SELECT array_agg(DISTINCT s.key), count(*) INTO _keys, _count FROM sent s;
