@@ -22,10 +22,7 @@ LANGUAGE plpgsql VOLATILE AS $$
 #variable_conflict use_column
 DECLARE
     _token uuid := gen_random_uuid();
-    _keys text[] := '{}';
-    _starts bigint[] := '{}';
     _more text[];
-    _more_starts bigint[];
     _ids bigint[] := '{}';
     _taken bigint[];
     _held text[] := '{}';
@@ -36,52 +33,58 @@ BEGIN
         PERFORM outbox_admit_new(_admit);
     END IF;
 
-    -- Due retries, the longest due first; other relays' keys being claimed are skipped.
-    SELECT coalesce(array_agg(h.key ORDER BY h.due_at, h.head_id), '{}'), coalesce(array_agg(h.head_id ORDER BY h.due_at, h.head_id), '{}')
-      INTO _keys, _starts
-      FROM (SELECT h.key, h.head_id, h.due_at FROM outbox_heads h
-             WHERE NOT h.blocked AND h.retry AND h.due_at <= now()
-             ORDER BY h.due_at, h.head_id LIMIT _batch_size FOR UPDATE SKIP LOCKED) h;
+    -- Each lane is one statement: its heads, locked as they are read, joined to each key's rows
+    -- from its start in id order (one probe of the (key, id) index per key), cut at the room left.
+    -- The executor pulls heads only until the batch is full, so a claim locks the heads it uses,
+    -- not a batch of them per lane (a per-key loop of statements was a third of a claim's time).
 
-    IF NOT _retries_only AND cardinality(_keys) < _batch_size THEN
-        SELECT coalesce(array_agg(h.key ORDER BY h.due_at, h.head_id), '{}'), coalesce(array_agg(h.head_id ORDER BY h.due_at, h.head_id), '{}')
-          INTO _more, _more_starts
-          FROM (SELECT h.key, h.head_id, h.due_at FROM outbox_heads h
-                 WHERE NOT h.blocked AND NOT h.retry AND h.due_at <= now()
-                 ORDER BY h.due_at, h.head_id LIMIT _batch_size - cardinality(_keys) FOR UPDATE SKIP LOCKED) h;
-        _keys := _keys || _more;
-        _starts := _starts || _more_starts;
+    -- Due retries, the longest due first; other relays' keys being claimed are skipped.
+    SELECT coalesce(array_agg(t.id), '{}'), coalesce(array_agg(DISTINCT t.key), '{}') INTO _ids, _held
+      FROM (SELECT r.id, h.key
+              FROM (SELECT h.key, h.head_id FROM outbox_heads h
+                     WHERE NOT h.blocked AND h.retry AND h.due_at <= now()
+                     ORDER BY h.due_at, h.head_id LIMIT _batch_size FOR UPDATE SKIP LOCKED) h
+             CROSS JOIN LATERAL (SELECT e.id FROM event_outbox e
+                                  WHERE e.key = h.key AND e.status IN ('PENDING', 'FAILED') AND e.id >= h.head_id
+                                  ORDER BY e.id LIMIT _batch_size) r
+             LIMIT _batch_size) t;
+
+    IF NOT _retries_only AND cardinality(_ids) < _batch_size THEN
+        SELECT coalesce(array_agg(t.id), '{}'), coalesce(array_agg(DISTINCT t.key), '{}') INTO _taken, _more
+          FROM (SELECT r.id, h.key
+                  FROM (SELECT h.key, h.head_id FROM outbox_heads h
+                         WHERE NOT h.blocked AND NOT h.retry AND h.due_at <= now()
+                         ORDER BY h.due_at, h.head_id LIMIT _batch_size - cardinality(_ids) FOR UPDATE SKIP LOCKED) h
+                 CROSS JOIN LATERAL (SELECT e.id FROM event_outbox e
+                                      WHERE e.key = h.key AND e.status IN ('PENDING', 'FAILED') AND e.id >= h.head_id
+                                      ORDER BY e.id LIMIT _batch_size - cardinality(_ids)) r
+                 LIMIT _batch_size - cardinality(_ids)) t;
+        _ids := _ids || _taken;
+        _held := _held || _more;
     END IF;
 
     -- Last, so other sessions are not starved by one long one: it goes on only with room to spare.
-    IF NOT _retries_only AND cardinality(_behind_keys) > 0 AND cardinality(_keys) < _batch_size THEN
+    IF NOT _retries_only AND cardinality(_behind_keys) > 0 AND cardinality(_ids) < _batch_size THEN
         -- The keys of the claim in flight that it still holds, after the rows it holds.
         -- Locked: the settling of the claim in flight gives them up in the same way, so either it
-        -- ran first (the key is fresh again, claimed below like any other) or it keeps them here.
+        -- ran first (the key is fresh again, claimed above like any other) or it keeps them here.
         -- Never waited for (a writer may hold one): a key skipped is just not continued this time.
-        SELECT coalesce(array_agg(c.key ORDER BY c.ord), '{}'), coalesce(array_agg(c.after + 1 ORDER BY c.ord), '{}')
-          INTO _more, _more_starts
-          FROM (SELECT h.key, b.after, b.ord
-                  FROM unnest(_behind_keys, _behind_after) WITH ORDINALITY AS b(key, after, ord)
-                  JOIN outbox_heads h ON h.key = b.key
-                 WHERE h.claim_token = _behind AND h.due_at > now() AND NOT h.blocked
-                   FOR UPDATE OF h SKIP LOCKED) c;
-        _keys := _keys || _more;
-        _starts := _starts || _more_starts;
+        SELECT coalesce(array_agg(t.id), '{}'), coalesce(array_agg(DISTINCT t.key), '{}') INTO _taken, _more
+          FROM (SELECT r.id, c.key
+                  FROM (SELECT h.key, b.after, b.ord
+                          FROM unnest(_behind_keys, _behind_after) WITH ORDINALITY AS b(key, after, ord)
+                          JOIN outbox_heads h ON h.key = b.key
+                         WHERE h.claim_token = _behind AND h.due_at > now() AND NOT h.blocked
+                           AND NOT h.key = ANY (_held)
+                         ORDER BY b.ord
+                           FOR UPDATE OF h SKIP LOCKED) c
+                 CROSS JOIN LATERAL (SELECT e.id FROM event_outbox e
+                                      WHERE e.key = c.key AND e.status IN ('PENDING', 'FAILED') AND e.id > c.after
+                                      ORDER BY e.id LIMIT _batch_size - cardinality(_ids)) r
+                 LIMIT _batch_size - cardinality(_ids)) t;
+        _ids := _ids || _taken;
+        _held := _held || _more;
     END IF;
-
-    -- Each key's rows from its start, in id order, until the batch is full: one index probe per key.
-    FOR i IN 1 .. cardinality(_keys) LOOP
-        EXIT WHEN cardinality(_ids) >= _batch_size;
-        SELECT array_agg(r.id ORDER BY r.id) INTO _taken
-          FROM (SELECT e.id FROM event_outbox e
-                 WHERE e.key = _keys[i] AND e.status IN ('PENDING', 'FAILED') AND e.id >= _starts[i]
-                 ORDER BY e.id LIMIT _batch_size - cardinality(_ids)) r;
-        IF _taken IS NOT NULL THEN
-            _ids := _ids || _taken;
-            _held := _held || _keys[i];
-        END IF;
-    END LOOP;
     IF cardinality(_held) = 0 THEN
         RETURN;
     END IF;
