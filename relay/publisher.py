@@ -4,12 +4,14 @@ partitions without a leader, and a broker probe."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import json
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 from aiokafka import AIOKafkaProducer
+from aiokafka.client import AIOKafkaClient
 from aiokafka.errors import KafkaTimeoutError, MessageSizeTooLargeError
 from aiokafka.partitioner import murmur2
 from aiokafka.record.default_records import DefaultRecordBatchBuilder
@@ -65,7 +67,24 @@ class _Chunk(NamedTuple):
 class Publisher:
     def __init__(self, settings: Settings, *, timeout: float) -> None:
         self.timeout = timeout
-        self.longest = timeout + 1  # the most one publish() takes: the producer's own expiry, and a second more
+        self.longest = timeout + 1  # one publish attempt: the producer's own expiry, and a second more
+        # How long a publish keeps waiting while the cluster answers and still names a leader for
+        # each partition it waits on: a leader election (a dead leader is named until the controller
+        # fences it, broker.session.timeout.ms, 9 s by default) outlasts RELAY_PUBLISH_TIMEOUT. Given
+        # up, the batch is published again by a new producer (relay/idempotent.py) the broker cannot
+        # dedupe against: duplicates. Kept within the lease: a batch claimed ahead waits for this one
+        # and then takes as long itself, so two of them must fit in one lease.
+        self.patience = max(self.longest, (settings.relay_lease - 2) / 2)
+        self.stopping: asyncio.Event | None = None  # set by the relay at SIGTERM: no more patience
+        # Leaders are asked over connections of their own: a broker answers a connection's requests
+        # in order, so a metadata request behind a produce waiting for acks=all (the dead node still
+        # in the ISR) waits as long, and the producer's own client seems down during an election.
+        self._watch = AIOKafkaClient(
+            bootstrap_servers=settings.kafka_bootstrap_servers,
+            client_id="genesis-relay-watch",
+            request_timeout_ms=1000,
+        )
+        self._watch_started = False
         self._producer = AIOKafkaProducer(
             bootstrap_servers=settings.kafka_bootstrap_servers,
             client_id="genesis-relay",
@@ -83,7 +102,11 @@ class Publisher:
         await self._producer.start()
 
     async def stop(self) -> None:
-        await self._producer.stop()  # flushes what is buffered
+        try:
+            await self._producer.stop()  # flushes what is buffered
+        finally:
+            if self._watch_started:
+                await self._watch.close()
 
     def partition_of(self, row: OutboxRow) -> int | None:
         """The partition the row's key maps to, from the producer's metadata (None: not known yet)."""
@@ -117,13 +140,50 @@ class Publisher:
         per_partition: dict[tuple[str, int], list[_Chunk]] = {}
         for chunk in await self._chunks(rows, outcomes):
             per_partition.setdefault((chunk.topic, chunk.partition), []).append(chunk)
-        try:
-            async with asyncio.timeout(self.longest):
-                await asyncio.gather(*(self._send_in_turn(chunks, outcomes) for chunks in per_partition.values()))
-        except TimeoutError:  # the broker is gone while we were still sending: what is unsettled failed
-            pass
+        sending = asyncio.ensure_future(
+            asyncio.gather(*(self._send_in_turn(chunks, outcomes) for chunks in per_partition.values()))
+        )
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        deadline = started + self.longest
+        while not sending.done():
+            await asyncio.wait({sending}, timeout=max(0.0, deadline - loop.time()))
+            if sending.done():
+                break
+            waiting = {(c.topic, c.partition) for c in self._unsettled(per_partition, outcomes)}
+            if (
+                loop.time() - started < self.patience
+                and not (self.stopping is not None and self.stopping.is_set())
+                and await self._electing(waiting)
+            ):
+                deadline = min(loop.time() + 1.0, started + self.patience)
+                continue
+            # The broker is gone (or a partition has no leader) while we were still sending: what is
+            # unsettled failed.
+            sending.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sending
         timed_out = KafkaTimeoutError("publish timed out")
         return [timed_out if outcome is None else outcome for outcome in outcomes]
+
+    @staticmethod
+    def _unsettled(per_partition: dict[tuple[str, int], list[_Chunk]], outcomes: list[Outcome | None]) -> list[_Chunk]:
+        return [c for chunks in per_partition.values() for c in chunks if any(outcomes[i] is None for i in c.indexes)]
+
+    async def _electing(self, partitions: set[tuple[str, int]]) -> bool:
+        """True while the cluster answers metadata and names a leader for each of `partitions`: a
+        leader that stopped answering is being replaced, and the producer's own retries (same
+        producer id and sequence numbers, so the broker dedupes them) will land the batch then."""
+        try:
+            # Short: a healthy cluster answers in milliseconds, and an outage must not stretch a publish.
+            async with asyncio.timeout(min(self.timeout, 1.0)):
+                if not self._watch_started:
+                    await self._watch.bootstrap()
+                    self._watch_started = True
+                cluster = await self._watch.fetch_all_metadata()
+        except Exception:
+            return False
+        return all(cluster.leader_for_partition(TopicPartition(t, p)) not in (None, -1) for t, p in partitions)
 
     async def _send_in_turn(self, chunks: list[_Chunk], outcomes: list[Outcome | None]) -> None:
         """Sends one partition's record batches, each after the one before it is acknowledged."""

@@ -71,6 +71,7 @@ class RelayWorker:
 
     async def run(self, stop: asyncio.Event) -> None:
         outages = 0
+        self._publisher.stopping = stop  # a publish waiting through a leader election stops waiting
         while not stop.is_set():
             self.wake.clear()
             try:
