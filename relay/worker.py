@@ -16,7 +16,7 @@ import logging
 import random
 import time
 import uuid
-from typing import Any
+from typing import Any, NamedTuple
 
 import asyncpg
 
@@ -38,6 +38,20 @@ PARTITION_RECHECK = 1.0  # seconds between metadata checks of a partition withou
 
 Claim = tuple[list[OutboxRow], uuid.UUID | None]  # rows and their claim token
 Failures = dict[int, tuple[OutboxRow, BaseException]]
+
+
+class Published(NamedTuple):
+    """A batch after its publish: what was sent (and where), failed, held back or left waiting."""
+
+    rows: list[OutboxRow]  # the rows handed to the publisher
+    sent: list[tuple[OutboxRow, Landing]]
+    failed: Failures
+    held: list[OutboxRow]
+    waiting: list[OutboxRow]  # fresh rows of partitions without a leader, never handed over
+
+    @property
+    def clean(self) -> bool:
+        return not (self.failed or self.held or self.waiting)
 
 
 class ClaimLostError(Exception):
@@ -104,31 +118,50 @@ class RelayWorker:
         Through a backlog (a full batch) it is pipelined: the next batch is claimed while this one
         is published, so PostgreSQL and the broker work at the same time. That claim may continue
         the keys this batch holds after its rows (so one long session is pipelined too); it is
-        published only once this one is settled, and handed back untouched when anything of this
-        one failed, was lost, or the relay stops.
+        published only once every row of this one is acknowledged, and handed back untouched when
+        anything of this one failed, was lost, or the relay stops. A batch all acknowledged is
+        settled while the next one is published (its rows are on Kafka already, ahead of the next
+        one's, so order holds however the settle ends); the next is settled only after it.
         """
         sent = 0
+        settling: asyncio.Task[int] | None = None
         rows, token = await self._claim()
-        while rows:
-            if stop.is_set():
-                await self._release(token, rows)
-                break
-            full = len(rows) == self._batch_size
-            ahead = asyncio.create_task(self._claim(self._publisher.longest, token, rows)) if full else None
-            try:
-                count, clean = await self._publish_once(rows, token)
-            except BaseException:
-                await self._hand_back(ahead)
-                raise
-            sent += count
-            if not clean:
-                await self._hand_back(ahead)
-                ahead = None
-            if ahead is not None:
-                rows, token = await ahead
-                if rows:
-                    continue
-            rows, token = await self._claim() if not stop.is_set() else ([], None)
+        try:
+            while rows:
+                if stop.is_set():
+                    await self._release(token, rows)
+                    break
+                full = len(rows) == self._batch_size
+                ahead = asyncio.create_task(self._claim(self._publisher.longest, token, rows)) if full else None
+                try:
+                    published = await self._publish(rows)
+                    if settling is not None:
+                        sent += await settling
+                        settling = None
+                    if ahead is not None and published.clean:
+                        settling = asyncio.create_task(self._settle(token, published))
+                    else:
+                        count = await self._settle(token, published)
+                        sent += count
+                        if count < len(rows) or not published.clean:
+                            await self._hand_back(ahead)
+                            ahead = None
+                except BaseException:
+                    await self._hand_back(ahead)
+                    raise
+                if ahead is not None:
+                    rows, token = await ahead
+                    if rows:
+                        continue
+                if settling is not None:
+                    # Settled first: the claim ahead skips the keys that settle has locked, and
+                    # holds the keys it continues until it is settled itself.
+                    sent += await settling
+                    settling = None
+                rows, token = await self._claim() if not stop.is_set() else ([], None)
+        finally:
+            if settling is not None:
+                sent += await settling
         return sent
 
     async def _claim(
@@ -168,31 +201,36 @@ class RelayWorker:
             rows, token = await ahead
             await self._release(token, rows)
 
-    async def _publish_once(self, rows: list[OutboxRow], token: uuid.UUID | None) -> tuple[int, bool]:
-        """Publishes and settles the batch; returns how many were SENT and whether all of it was."""
+    async def _publish(self, rows: list[OutboxRow]) -> Published:
+        """Publishes the batch (but the fresh rows of partitions without a leader, which wait)."""
         rows, waiting = await self._without_leaderless(rows)
         started = time.perf_counter()
         outcome = await self._publisher.publish(rows) if rows else []
         metrics.PUBLISH_SECONDS.observe(time.perf_counter() - started)
         sent, failed, held = _split(rows, outcome)
+        return Published(rows, sent, failed, held, waiting)
+
+    async def _settle(self, token: uuid.UUID | None, published: Published) -> int:
+        """Settles a published batch; returns how many rows were SENT (0 when the claim was lost)."""
+        rows, failed = published.rows + published.waiting, published.failed
         try:
-            total = await self._settle_sent(token, sent)
+            total = await self._settle_sent(token, published.sent)
             if failed:
                 await self._record_failures(token, failed)
             # Rows behind a failed row of their session wait for it: released untouched.
-            await self._release(token, held)
-            await self._release(token, waiting, delay=PARTITION_RECHECK)
+            await self._release(token, published.held)
+            await self._release(token, published.waiting, delay=PARTITION_RECHECK)
         except ClaimLostError as lost:
             # Fencing: the claim is gone, so nothing of it is published or settled by us again.
             metrics.FENCED.inc(len(rows))
             log.warning("claim lost (%s); its rows are dropped, left to their new holder", lost)
-            return 0, False
+            return 0
         finally:
             for row in rows:
                 self._attempts.pop(row.id, None)
         if failed:
             await self._open_breakers(failed)
-        return total, not (failed or held or waiting)
+        return total
 
     async def _without_leaderless(self, rows: list[OutboxRow]) -> tuple[list[OutboxRow], list[OutboxRow]]:
         """The rows to publish, and the fresh rows of partitions without a leader, which wait.
