@@ -148,12 +148,6 @@ async def test_a_relay_whose_lease_ran_out_drops_the_claim_and_the_new_holder_pu
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=False,
-    reason="was intermittent: in two full-suite runs the single session took 155 s and 270 s (about one poll"
-    " interval per batch), likely a key leased by a claim that got none of its rows (fixed in claim_outbox);"
-    " passed in the run after the fix; drop this mark once it holds",
-)
 async def test_one_long_session_drains_about_as_fast_as_many_short_ones_with_two_replicas(rig: Rig) -> None:
     async def drained(sessions: int, each: int) -> float:
         ids = [(await new_session(rig.pool)) for _ in range(sessions)]
