@@ -133,7 +133,9 @@ class ProxiedBroker:
     async def start(self) -> str:
         await self.proxy.start()
         if self._kafka is not None:
-            await asyncio.to_thread(self._kafka.start)
+            from tests.brokers import start_cluster
+
+            await asyncio.to_thread(start_cluster, self._kafka, "a broker behind a proxy")
         else:
             assert self._tansu is not None
             await asyncio.to_thread(self._tansu.start)
