@@ -276,14 +276,17 @@ class Figures:
 async def on_broker(pool: Pool, dsn: str, target: Broker, rows: int, workdir: Path) -> Figures:
     rig = Rig(dsn, target.bootstrap, "bench", pool, TopicConsumer(target.bootstrap, "unused"), workdir)
     figures = Figures(target)
-    say(f"{target.name}: the broker alone …")
-    figures.plain = await producer_only(rig, target)
-    for replicas, batch in ((1, 100), (1, 500), (2, 100), (2, 500)):
-        say(f"{target.name}: drain, {replicas} replica(s), batch {batch} …")
-        figures.drained.append((replicas, batch, await drain(rig, target, rows, replicas, batch)))
-    for listen in (True, False):
-        say(f"{target.name}: latency at {RATE:g}/s for {SECONDS:g}s, {'NOTIFY' if listen else 'polling only'} …")
-        figures.timed.append((listen, await latency(rig, target, listen=listen)))
+    try:
+        say(f"{target.name}: the broker alone …")
+        figures.plain = await producer_only(rig, target)
+        for replicas, batch in ((1, 100), (1, 500), (2, 100), (2, 500)):
+            say(f"{target.name}: drain, {replicas} replica(s), batch {batch} …")
+            figures.drained.append((replicas, batch, await drain(rig, target, rows, replicas, batch)))
+        for listen in (True, False):
+            say(f"{target.name}: latency at {RATE:g}/s for {SECONDS:g}s, {'NOTIFY' if listen else 'polling only'} …")
+            figures.timed.append((listen, await latency(rig, target, listen=listen)))
+    finally:
+        await rig.consumer.stop()  # never started; closed all the same
     return figures
 
 
@@ -311,6 +314,7 @@ async def main() -> None:
         rig = Rig(dsn, "", "bench", pool, TopicConsumer("127.0.0.1:9", "unused"), workdir)
         say("baseline: the database alone …")
         baselines = {batch: await database_only(rig, batch) for batch in (100, 500)}
+        await rig.consumer.stop()  # never started; closed all the same
         for kind in kinds:
             async with broker(kind, workdir) as target:
                 results.append(await on_broker(pool, dsn, target, rows, workdir))
