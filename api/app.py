@@ -47,9 +47,14 @@ def create_app(settings: Settings) -> web.Application:
     app.router.add_routes(events.routes)
     app.router.add_routes(openapi.routes)
     console.setup(app, settings)  # the page; its dev-only token route only when settings.dev
+    app.on_cleanup.append(_close_verifier)
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_live_events)
     return app
+
+
+async def _close_verifier(app: web.Application) -> None:
+    await app[state.VERIFIER].close()  # its JWKS client session, if any
 
 
 async def _database(app: web.Application) -> AsyncIterator[None]:

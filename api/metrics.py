@@ -62,6 +62,12 @@ STATS_ERRORS = Counter(
     registry=REGISTRY,
 )
 
+MALFORMED_REQUESTS = Counter(
+    "genesis_api_malformed_requests_total",
+    "Requests aiohttp refused before the app saw them (bad HTTP, header over 16 KiB); not logged one by one",
+    registry=REGISTRY,
+)
+
 STATS_TIMEOUT = 2.0
 
 # Set by the submit_command handler once the command type is known to be one of the catalogue's.

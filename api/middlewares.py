@@ -89,7 +89,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
 async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     route = request.match_info.route
     if route.resource is not None and route.name not in state.PUBLIC_ROUTES and request.method != "OPTIONS":
-        principal = request.app[state.VERIFIER].verify(request.headers.get("Authorization"))
+        principal = await request.app[state.VERIFIER].authenticate(request.headers.get("Authorization"))
         request[state.PRINCIPAL] = principal
         request[state.USER_ID] = principal.user_id
         bind(user_id=principal.user_id)

@@ -40,6 +40,7 @@ IdempotencyKeyReused = _error("IdempotencyKeyReused", 422, "IDEMPOTENCY_KEY_REUS
 Unauthorized = _error("Unauthorized", 401, "UNAUTHORIZED")
 Forbidden = _error("Forbidden", 403, "FORBIDDEN")
 InvalidJson = _error("InvalidJson", 400, "INVALID_JSON")
+HeaderTooLarge = _error("HeaderTooLarge", 400, "HEADER_TOO_LARGE")
 PayloadTooLarge = _error("PayloadTooLarge", 413, "PAYLOAD_TOO_LARGE")
 UnsupportedMediaType = _error("UnsupportedMediaType", 415, "UNSUPPORTED_MEDIA_TYPE")
 Busy = _error("Busy", 503, "SERVICE_BUSY")

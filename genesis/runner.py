@@ -42,8 +42,10 @@ async def _run(services: Sequence[Service]) -> int:
 
 async def serve_api(settings: Settings, stop: asyncio.Event) -> None:
     from api.app import create_app
+    from api.server import ApiRunner, quiet_bad_requests
 
-    runner = web.AppRunner(create_app(settings), access_log=None, handle_signals=False, shutdown_timeout=5)
+    quiet_bad_requests()
+    runner = ApiRunner(create_app(settings), settings, access_log=None, handle_signals=False, shutdown_timeout=5)
     await runner.setup()
     try:
         await web.TCPSite(runner, settings.api_host, settings.api_port).start()

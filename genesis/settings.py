@@ -23,11 +23,16 @@ class Settings:
     kafka_enable_idempotence: bool = False
     jwt_secret: str = ""
     jwt_public_key: str = ""
+    jwt_jwks_url: str = ""  # an identity provider's JWKS document; the token's kid picks the key
+    jwt_jwks_timeout: float = 5.0  # one fetch of the JWKS document gives up after this long
+    jwt_jwks_refetch_interval: float = 30.0  # an unknown kid refetches the document at most this often
     jwt_algorithms: tuple[str, ...] = ("HS256",)
     jwt_audience: str = ""
     jwt_issuer: str = ""
     api_host: str = "127.0.0.1"
     api_port: int = 8000
+    api_header_timeout: float = 30.0  # a request head must be complete within this long (slowloris)
+    api_keepalive_timeout: float = 75.0  # an idle keep-alive connection is closed after this long
     db_pool_max: int = 8  # more connections than a few per database core only adds contention
     relay_poll_interval: float = 5.0
     relay_batch_size: int = 100
@@ -67,11 +72,18 @@ class Settings:
             kafka_enable_idempotence=_get(e, "KAFKA_ENABLE_IDEMPOTENCE", _bool, d.kafka_enable_idempotence),
             jwt_secret=_get(e, "JWT_SECRET", str, d.jwt_secret),
             jwt_public_key=_get(e, "JWT_PUBLIC_KEY", str, d.jwt_public_key),
+            jwt_jwks_url=_get(e, "JWT_JWKS_URL", _http_url, d.jwt_jwks_url),
+            jwt_jwks_timeout=_get(e, "JWT_JWKS_TIMEOUT", _positive_float, d.jwt_jwks_timeout),
+            jwt_jwks_refetch_interval=_get(
+                e, "JWT_JWKS_REFETCH_INTERVAL", _positive_float, d.jwt_jwks_refetch_interval
+            ),
             jwt_algorithms=algorithms,
             jwt_audience=_get(e, "JWT_AUDIENCE", str, d.jwt_audience),
             jwt_issuer=_get(e, "JWT_ISSUER", str, d.jwt_issuer),
             api_host=_get(e, "API_HOST", _nonempty, d.api_host),
             api_port=_get(e, "API_PORT", _port, d.api_port),
+            api_header_timeout=_get(e, "API_HEADER_TIMEOUT", _positive_float, d.api_header_timeout),
+            api_keepalive_timeout=_get(e, "API_KEEPALIVE_TIMEOUT", _positive_float, d.api_keepalive_timeout),
             db_pool_max=_get(e, "DB_POOL_MAX", _positive_int, d.db_pool_max),
             relay_poll_interval=_get(e, "RELAY_POLL_INTERVAL", _positive_float, d.relay_poll_interval),
             relay_batch_size=_get(e, "RELAY_BATCH_SIZE", _positive_int, d.relay_batch_size),
@@ -104,8 +116,8 @@ class Settings:
                 raise SettingsError(f"{name.upper()} is required but not set")
 
     def require_jwt_key(self) -> None:
-        if not self.jwt_secret and not self.jwt_public_key:
-            raise SettingsError("JWT_SECRET (or JWT_PUBLIC_KEY) is required but not set")
+        if not self.jwt_secret and not self.jwt_public_key and not self.jwt_jwks_url:
+            raise SettingsError("JWT_SECRET (or JWT_PUBLIC_KEY, or JWT_JWKS_URL) is required but not set")
 
 
 _ALGORITHMS = {"HS256", "HS384", "HS512", "RS256", "RS384", "RS512", "ES256", "ES384", "ES512"}
@@ -170,6 +182,12 @@ def _positive_float(raw: str) -> float:
     if not value > 0:
         raise ValueError("expected a positive number of seconds")
     return value
+
+
+def _http_url(raw: str) -> str:
+    if not raw.startswith(("http://", "https://")):
+        raise ValueError("expected an http:// or https:// URL")
+    return raw
 
 
 def _csv(raw: str) -> tuple[str, ...]:
