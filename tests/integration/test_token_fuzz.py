@@ -2,7 +2,7 @@
 
 Hypothesis builds the tokens: headers with any alg, kid, typ and crit, claims with odd `exp` and `sub`, and
 signatures made with the configured key, with keys of other types, or just bytes. Each key configuration
-(JWT_SECRET, an RSA and an EC JWT_PUBLIC_KEY) runs in its own API process; JWKS has tests/integration/test_jwks.py.
+(JWT_SECRET, an RSA and an EC JWT_PUBLIC_KEY, a JWKS provider) runs in its own API process.
 """
 
 from __future__ import annotations
@@ -26,9 +26,8 @@ from hypothesis import strategies as st
 
 from tests.api_process import running_api
 from tests.conftest import JWT_SECRET
+from tests.jwks_provider import EC_KEY, RSA_KEY, Provider
 
-RSA_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-EC_KEY = ec.generate_private_key(ec.SECP256R1())
 EC384_KEY = ec.generate_private_key(ec.SECP384R1())
 SIGNERS: dict[str, Any] = {"secret": JWT_SECRET, "rsa": RSA_KEY, "ec": EC_KEY, "ec384": EC384_KEY}
 ALGS = ["HS256", "HS384", "HS512", "RS256", "RS384", "RS512", "PS256", "ES256", "ES384", "ES512", "ES256K",
@@ -53,7 +52,7 @@ JSONISH = st.recursive(
 HEADERS = st.fixed_dictionaries(
     {"alg": st.sampled_from(ALGS) | JSONISH},
     optional={
-        "kid": st.sampled_from(["k1", "", "../../etc/passwd", "x" * 3000]) | JSONISH,
+        "kid": st.sampled_from(["k1", "k2", "", "../../etc/passwd", "x" * 3000]) | JSONISH,
         "typ": st.sampled_from(["JWT", "at+jwt", ""]) | JSONISH,
         "crit": st.sampled_from([["exp"], [], ["b64"], "exp"]) | JSONISH,
         "b64": st.booleans(),
@@ -138,12 +137,19 @@ def _fuzz(port: int) -> list[str]:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("key", ["secret", "rsa", "ec"])
+@pytest.mark.parametrize("key", ["secret", "rsa", "ec", "jwks"])
 async def test_no_token_of_any_shape_is_a_server_error(database_url: str, key: str) -> None:
+    provider = Provider()
+    await provider.up()
     env = {"secret": {}, "rsa": {"JWT_PUBLIC_KEY": _pem(RSA_KEY), "JWT_ALGORITHMS": "RS256,ES256,HS256"},
-           "ec": {"JWT_PUBLIC_KEY": _pem(EC_KEY), "JWT_SECRET": ""}}[key]  # fmt: skip
-    async with running_api(database_url, **env) as api:
-        failures = await asyncio.to_thread(_fuzz, api.port)
+           "ec": {"JWT_PUBLIC_KEY": _pem(EC_KEY), "JWT_SECRET": ""},
+           "jwks": {"JWT_JWKS_URL": provider.url, "JWT_JWKS_REFETCH_INTERVAL": "0.05",
+                    "JWT_ALGORITHMS": "RS256,ES256,ES384,HS256"}}[key]  # fmt: skip
+    try:
+        async with running_api(database_url, **env) as api:
+            failures = await asyncio.to_thread(_fuzz, api.port)
+    finally:
+        await provider.down()
     assert failures == []
 
 
