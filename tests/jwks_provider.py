@@ -17,8 +17,12 @@ EC_KEY = ec.generate_private_key(ec.SECP256R1())
 
 
 def jwk(key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey, kid: str, alg: str) -> dict[str, Any]:
-    algorithm = jwt.algorithms.RSAAlgorithm if alg.startswith("RS") else jwt.algorithms.ECAlgorithm
-    data: dict[str, Any] = json.loads(algorithm.to_jwk(key.public_key()))
+    public = key.public_key()
+    if isinstance(public, rsa.RSAPublicKey):
+        text = jwt.algorithms.RSAAlgorithm.to_jwk(public)
+    else:
+        text = jwt.algorithms.ECAlgorithm.to_jwk(public)
+    data: dict[str, Any] = json.loads(text)
     return {**data, "kid": kid, "alg": alg, "use": "sig"}
 
 

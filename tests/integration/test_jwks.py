@@ -71,7 +71,7 @@ async def test_kid_picks_the_key_and_the_document_is_fetched_once(api: ApiProces
             _token(k1["n"], "k1", "HS256"),  # HMAC with public material: not on the allow-list
             _token(RSA_KEY, "k1", "RS384"),  # allowed by nobody
             _token(RSA_KEY, None),  # two keys: a token without a kid names none of them
-            jwt.encode({"sub": "jay", "exp": int(time.time()) + 60}, None, algorithm="none", headers={"kid": "k1"}),
+            jwt.encode({"sub": "jay", "exp": int(time.time()) + 60}, "", algorithm="none", headers={"kid": "k1"}),
         ):
             assert await _status(http, api, bad) == 401
         assert provider.fetches == 1  # known kids never refetch; nor do unknown ones within the interval
