@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 import uuid
 from typing import Any
 
@@ -36,6 +37,12 @@ async def stream_events(request: web.Request) -> web.StreamResponse:
     """Replays what the client missed (Last-Event-ID or ?after=), then sends each new event live."""
     session_id = path_uuid(request, "session_id", errors.SessionNotFound)
     after = _resume_point(request)
+    principal = request[state.PRINCIPAL]
+    with request.app[state.STREAM_LIMITS].admit(principal.user_id):
+        return await _stream(request, session_id, after, principal.expires_at)
+
+
+async def _stream(request: web.Request, session_id: uuid.UUID, after: int, expires_at: float) -> web.StreamResponse:
     async with request.app[state.HUB].subscribe(str(session_id), request.transport) as subscription:
         # Read before the headers go out, so a missing session (404) or a failed read is still a whole answer.
         page = await _page(request, session_id, after)
@@ -44,7 +51,7 @@ async def stream_events(request: web.Request) -> web.StreamResponse:
         )
         await response.prepare(request)
         try:
-            await _send(request, response, subscription, session_id, page, after)
+            await _send(request, response, subscription, session_id, page, after, expires_at)
         except (ConnectionResetError, TimeoutError):
             pass  # the client left or stopped reading
         except asyncio.CancelledError:
@@ -66,6 +73,7 @@ async def _send(
     session_id: uuid.UUID,
     page: dict[str, Any],
     last: int,
+    expires_at: float,
 ) -> None:
     settings = request.app[state.SETTINGS]
     while True:  # the replay, page by page; the hub already queues anything newer
@@ -77,11 +85,18 @@ async def _send(
         page = await _page(request, session_id, last)
 
     while not subscription.overflowed:
+        left = expires_at - time.time()
+        if left <= 0:
+            # The token has expired: end the stream; the client comes back with a fresh one and Last-Event-ID.
+            with contextlib.suppress(Exception):
+                await _write(response, b"event: token-expired\ndata: {}\n\n", settings.sse_write_timeout)
+            return
         try:
-            async with asyncio.timeout(settings.sse_heartbeat):
+            async with asyncio.timeout(min(settings.sse_heartbeat, left)):
                 message = await subscription.queue.get()
         except TimeoutError:
-            await _write(response, b": heartbeat\n\n", settings.sse_write_timeout)
+            if expires_at > time.time():
+                await _write(response, b": heartbeat\n\n", settings.sse_write_timeout)
             continue
         if message.sequence > last:  # the seam: what the replay already sent is not sent twice
             await _write(response, message.data, settings.sse_write_timeout)

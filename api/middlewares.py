@@ -35,6 +35,9 @@ def error_response(status: int, error_code: str, message: str, **fields: object)
     response[ERROR_CODE] = error_code
     if status == 401:
         response.headers["WWW-Authenticate"] = 'Bearer realm="genesis"'
+    retry_after = fields.get("retry_after")
+    if isinstance(retry_after, int):  # a refusal that says when to come back says it in the header too
+        response.headers["Retry-After"] = str(retry_after)
     return response
 
 

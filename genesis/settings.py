@@ -48,6 +48,8 @@ class Settings:
     sse_heartbeat: float = 15.0
     sse_write_timeout: float = 10.0
     sse_buffer: int = 256
+    sse_max_streams_per_user: int = 16  # open event streams one user may hold in one API process
+    sse_max_streams: int = 10_000  # open event streams one API process holds in all
     log_level: str = "INFO"
     cors_origins: tuple[str, ...] = ()
     dev: bool = False
@@ -99,6 +101,8 @@ class Settings:
             sse_heartbeat=_get(e, "SSE_HEARTBEAT", _positive_float, d.sse_heartbeat),
             sse_write_timeout=_get(e, "SSE_WRITE_TIMEOUT", _positive_float, d.sse_write_timeout),
             sse_buffer=_get(e, "SSE_BUFFER", _positive_int, d.sse_buffer),
+            sse_max_streams_per_user=_get(e, "SSE_MAX_STREAMS_PER_USER", _positive_int, d.sse_max_streams_per_user),
+            sse_max_streams=_get(e, "SSE_MAX_STREAMS", _positive_int, d.sse_max_streams),
             log_level=log_level,
             cors_origins=_get(e, "CORS_ORIGINS", _csv, d.cors_origins),
             dev=_get(e, "GENESIS_DEV", _bool, d.dev),
