@@ -52,6 +52,7 @@ def create_app(settings: Settings) -> web.Application:
     app.on_cleanup.append(_close_verifier)
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_live_events)
+    app.cleanup_ctx.append(metrics.outbox_gauges)
     return app
 
 

@@ -10,6 +10,7 @@ from aiohttp import web
 from api.live import EventHub
 from api.stream_limits import StreamLimits
 from genesis.listener import Listener
+from genesis.outbox_gauges import OutboxGauges
 from genesis.settings import Settings
 from genesis.tokens import Principal, TokenVerifier
 
@@ -19,6 +20,7 @@ VERIFIER = web.AppKey("verifier", TokenVerifier)
 HUB = web.AppKey("hub", EventHub)
 LISTENER = web.AppKey("listener", Listener)
 STREAM_LIMITS = web.AppKey("stream_limits", StreamLimits)
+OUTBOX_GAUGES = web.AppKey("outbox_gauges", OutboxGauges)
 
 # Per-request values.
 USER_ID = web.RequestKey("user_id", str)

@@ -46,6 +46,7 @@ class Settings:
     relay_sweep_interval: float = 60.0
     command_timeout: float = 900.0
     sse_heartbeat: float = 15.0
+    metrics_refresh_interval: float = 5.0  # how often the outbox gauges are recomputed (never per scrape)
     sse_write_timeout: float = 10.0
     sse_buffer: int = 256
     sse_max_streams_per_user: int = 16  # open event streams one user may hold in one API process
@@ -98,6 +99,7 @@ class Settings:
             relay_retention=_get(e, "RELAY_RETENTION", _positive_float, d.relay_retention),
             relay_sweep_interval=_get(e, "RELAY_SWEEP_INTERVAL", _positive_float, d.relay_sweep_interval),
             command_timeout=_get(e, "COMMAND_TIMEOUT", _positive_float, d.command_timeout),
+            metrics_refresh_interval=_get(e, "METRICS_REFRESH_INTERVAL", _positive_float, d.metrics_refresh_interval),
             sse_heartbeat=_get(e, "SSE_HEARTBEAT", _positive_float, d.sse_heartbeat),
             sse_write_timeout=_get(e, "SSE_WRITE_TIMEOUT", _positive_float, d.sse_write_timeout),
             sse_buffer=_get(e, "SSE_BUFFER", _positive_int, d.sse_buffer),
