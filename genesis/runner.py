@@ -25,7 +25,8 @@ def run_services(services: Sequence[Service]) -> int:
 async def _run(services: Sequence[Service]) -> int:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    # SIGHUP too: a closed terminal stops the services cleanly (and `genesis dev` then stops what it started).
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         loop.add_signal_handler(sig, stop.set)
     tasks = [asyncio.create_task(service(stop)) for service in services]
     failed = False
