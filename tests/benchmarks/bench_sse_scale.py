@@ -66,13 +66,14 @@ async def write(dsn: str, owners: list[tuple[str, str]]) -> int:
     interval = 2 * WRITERS / EVENTS_PER_SECOND  # each writer's time per round of two events
     deadline = time.monotonic() + SECONDS
 
-    async def writer() -> int:
+    async def writer(mine: list[tuple[str, str]]) -> int:
+        # Each writer has sessions of its own: a session's SubmitFeedback is completed before its next one.
         conn = await asyncpg.connect(dsn)
         rounds = 0
         try:
             next_at = time.monotonic()
             while time.monotonic() < deadline:
-                user, session_id = random.choice(owners)
+                user, session_id = random.choice(mine)
                 command_id = await conn.fetchval(SUBMIT, session_id, repr(time.time()), user)
                 await conn.execute(COMPLETE, command_id, repr(time.time()))
                 rounds += 1
@@ -82,7 +83,7 @@ async def write(dsn: str, owners: list[tuple[str, str]]) -> int:
             await conn.close()
         return rounds
 
-    return 2 * sum(await asyncio.gather(*(writer() for _ in range(WRITERS))))
+    return 2 * sum(await asyncio.gather(*(writer(owners[n::WRITERS]) for n in range(WRITERS))))
 
 
 def measure_scale(stack: Stack) -> dict[str, Any]:
