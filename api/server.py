@@ -29,8 +29,12 @@ MAX_LINE_SIZE = 16 * 1024
 class _HeadTimedHandler(web_protocol.RequestHandler):
     """A RequestHandler that closes its connection when a request head stays incomplete for too long."""
 
-    header_timeout = 30.0
-    _head_timer: asyncio.TimerHandle | None = None
+    __slots__ = ("_head_timer", "header_timeout")  # no __dict__ per connection: 10,000 streams are 10,000 of these
+
+    def __init__(self, manager: web.Server, *, header_timeout: float, **kwargs: Any) -> None:
+        super().__init__(manager, **kwargs)
+        self.header_timeout = header_timeout
+        self._head_timer: asyncio.TimerHandle | None = None
 
     def data_received(self, data: bytes) -> None:
         super().data_received(data)
@@ -61,9 +65,7 @@ class _Server(web.Server):
     header_timeout = 30.0
 
     def __call__(self) -> web_protocol.RequestHandler:
-        handler = _HeadTimedHandler(self, loop=self._loop, **self._kwargs)
-        handler.header_timeout = self.header_timeout
-        return handler
+        return _HeadTimedHandler(self, loop=self._loop, header_timeout=self.header_timeout, **self._kwargs)
 
 
 class ApiRunner(web.AppRunner):

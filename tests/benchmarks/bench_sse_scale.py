@@ -61,8 +61,9 @@ async def create_sessions(dsn: str) -> list[tuple[str, str]]:
         await conn.close()
 
 
-async def write(dsn: str, owners: list[tuple[str, str]]) -> int:
-    """Commits events at EVENTS_PER_SECOND in all for SECONDS; returns how many."""
+async def write(dsn: str, owners: list[tuple[str, str]], committed: dict[str, float]) -> int:
+    """Commits events at EVENTS_PER_SECOND in all for SECONDS; returns how many. `committed` gets each event's
+    stamp → time.time() when its commit returned."""
     interval = 2 * WRITERS / EVENTS_PER_SECOND  # each writer's time per round of two events
     deadline = time.monotonic() + SECONDS
 
@@ -74,8 +75,12 @@ async def write(dsn: str, owners: list[tuple[str, str]]) -> int:
             next_at = time.monotonic()
             while time.monotonic() < deadline:
                 user, session_id = random.choice(mine)
-                command_id = await conn.fetchval(SUBMIT, session_id, repr(time.time()), user)
-                await conn.execute(COMPLETE, command_id, repr(time.time()))
+                stamp = repr(time.time())
+                command_id = await conn.fetchval(SUBMIT, session_id, stamp, user)
+                committed[stamp] = time.time()
+                stamp = repr(time.time())
+                await conn.execute(COMPLETE, command_id, stamp)
+                committed[stamp] = time.time()
                 rounds += 1
                 next_at += interval
                 await asyncio.sleep(max(0.0, next_at - time.monotonic()))
@@ -105,13 +110,19 @@ def measure_scale(stack: Stack) -> dict[str, Any]:
     time.sleep(3)  # idle: what every open stream holds, nothing in flight
     idle = rss_kib(stack.api_pid)
     load_before = os.getloadavg()[0]
-    events = asyncio.run(write(stack.dsn, owners))
+    committed: dict[str, float] = {}
+    events = asyncio.run(write(stack.dsn, owners, committed))
     reader.stdin.write(f"{events * PER_SESSION}\n")
     reader.stdin.flush()
     result: dict[str, Any] = json.loads(reader.stdout.readline())
     reader.wait(60)
     streams = SESSIONS * PER_SESSION
+    from_commit = sorted(t - committed[stamp] for stamp, t in result.pop("receipts") if stamp in committed)
+    n = len(from_commit)
     result |= {
+        "commit_p50_ms": 1000 * from_commit[n // 2] if n else 0.0,
+        "commit_p99_ms": 1000 * from_commit[min(n - 1, int(n * 0.99))] if n else 0.0,
+        "commit_max_ms": 1000 * from_commit[-1] if n else 0.0,
         "events": events,
         "open_seconds": open_seconds,
         "rss_before_mib": before / 1024,
@@ -125,8 +136,10 @@ def measure_scale(stack: Stack) -> dict[str, Any]:
 def report_scale(r: dict[str, Any]) -> None:
     print(
         f"scale: {r['streams']:,} streams over {SESSIONS:,} sessions, {r['events']:,} events in {SECONDS:g} s "
-        f"→ {r['deliveries']:,} of {r['expected']:,} deliveries; p50 {r['p50_ms']:.1f} ms, p99 {r['p99_ms']:.1f} ms, "
-        f"max {r['max_ms']:.1f} ms; streams opened in {r['open_seconds']:.1f} s; API RSS {r['rss_before_mib']:.0f} → "
+        f"→ {r['deliveries']:,} of {r['expected']:,} deliveries; commit returned → receipt p50 "
+        f"{r['commit_p50_ms']:.1f} ms, p99 {r['commit_p99_ms']:.1f} ms, max {r['commit_max_ms']:.1f} ms; "
+        f"statement start → receipt p50 {r['p50_ms']:.1f} ms, p99 {r['p99_ms']:.1f} ms, max {r['max_ms']:.1f} ms; "
+        f"streams opened in {r['open_seconds']:.1f} s; API RSS {r['rss_before_mib']:.0f} → "
         f"{r['rss_idle_mib']:.0f} MiB = {r['kib_per_stream']:.1f} KiB per idle stream; "
         f"load average {r['load'][0]:.2f} → {r['load'][1]:.2f} on {os.cpu_count()} cores"
     )

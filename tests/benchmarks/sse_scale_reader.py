@@ -4,8 +4,9 @@
 
 Each session belongs to a user of its own (a user with a few tabs open), so the per-user cap is not what is
 measured; tokens are signed with JWT_SECRET from the environment. Prints "ready" once every stream is open; then
-reads a line from stdin with the number of deliveries to expect, and prints one JSON line of latencies (receipt
-minus the writer's `time.time()` carried in the event) once that many have arrived or 30 s have passed.
+reads a line from stdin with the number of deliveries to expect, and prints one JSON line once that many have
+arrived or 30 s have passed: latencies from the writer's `time.time()` carried in the event (taken before its
+statement), and each receipt's time by that stamp, so the bench can measure from the commit's return too.
 """
 
 from __future__ import annotations
@@ -27,10 +28,11 @@ from genesis.tokens import issue_token
 OPEN_CONCURRENCY = 100  # streams opened at once: each costs the API a replay query on its 8-connection pool
 
 
-def _sent_at(event: dict[str, Any]) -> float | None:
+def _stamp(event: dict[str, Any]) -> str | None:
+    """The writer's time.time() before the statement, as it wrote it: also the event's key for the writer."""
     payload = event.get("payload", {})
     raw = payload.get("feedback") or payload.get("result", {}).get("t")
-    return float(raw) if raw else None
+    return str(raw) if raw else None
 
 
 async def main() -> None:
@@ -40,6 +42,7 @@ async def main() -> None:
     owners = [line.split() for line in sys.stdin.readline().split(";") if line.strip()]
     settings = Settings(jwt_secret=os.environ["JWT_SECRET"])
     latencies: list[float] = []
+    receipts: list[tuple[str, float]] = []  # (stamp, time.time() at receipt), for commit → receipt
     arrived = asyncio.Event()
     expected = [0]
 
@@ -50,9 +53,11 @@ async def main() -> None:
     async def read_lines(response: aiohttp.ClientResponse) -> None:
         async for raw in response.content:
             if raw.startswith(b"data: "):
-                t = _sent_at(json.loads(raw[6:]))
-                if t is not None:
-                    latencies.append(time.time() - t)
+                stamp = _stamp(json.loads(raw[6:]))
+                if stamp is not None:
+                    now = time.time()
+                    latencies.append(now - float(stamp))
+                    receipts.append((stamp, now))
                     if expected[0] and len(latencies) >= expected[0]:
                         arrived.set()
 
@@ -88,7 +93,7 @@ async def main() -> None:
         "streams": len(responses), "expected": expected[0], "deliveries": n,
         "p50_ms": 1000 * latencies[n // 2] if n else 0.0,
         "p99_ms": 1000 * latencies[min(n - 1, int(n * 0.99))] if n else 0.0,
-        "max_ms": 1000 * latencies[-1] if n else 0.0,
+        "max_ms": 1000 * latencies[-1] if n else 0.0, "receipts": receipts,
     }), flush=True)  # fmt: skip
 
 
