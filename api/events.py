@@ -76,13 +76,9 @@ async def _send(
     expires_at: float,
 ) -> None:
     settings = request.app[state.SETTINGS]
-    while True:  # the replay, page by page; the hub already queues anything newer
-        for event in page["events"]:
-            await _write(response, frame(event).data, settings.sse_write_timeout)
-            last = event["sequence"]
-        if len(page["events"]) < MAX_LIMIT:
-            break
-        page = await _page(request, session_id, last)
+    last = await _replay(request, response, session_id, page, last)
+    # The callers' frames still hold the first page: empty it, or every idle stream keeps its replay in memory.
+    page.clear()
 
     while not subscription.overflowed:
         left = expires_at - time.time()
@@ -104,6 +100,21 @@ async def _send(
     # Too slow to keep up: end the stream; the client resumes from its Last-Event-ID.
     with contextlib.suppress(Exception):
         await _write(response, b"event: overflow\ndata: {}\n\n", settings.sse_write_timeout)
+
+
+async def _replay(
+    request: web.Request, response: web.StreamResponse, session_id: uuid.UUID, page: dict[str, Any], last: int
+) -> int:
+    """Sends the replay page by page (the hub already queues anything newer); returns the last sequence sent.
+    A function of its own so that its locals (the pages, the last event) are gone once it returns."""
+    seconds = request.app[state.SETTINGS].sse_write_timeout
+    while True:
+        for event in page["events"]:
+            await _write(response, frame(event).data, seconds)
+            last = event["sequence"]
+        if len(page["events"]) < MAX_LIMIT:
+            return last
+        page = await _page(request, session_id, last)
 
 
 async def _page(request: web.Request, session_id: uuid.UUID, after: int, limit: int = MAX_LIMIT) -> dict[str, Any]:

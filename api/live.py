@@ -17,6 +17,7 @@ from typing import Any, NamedTuple
 
 import asyncpg
 
+from api.frame_queue import FrameQueue
 from genesis import db, errors
 from genesis.waits import first_set, stopped_within
 
@@ -46,7 +47,7 @@ def frame(event: dict[str, Any]) -> Frame:
 class Subscription:
     def __init__(self, session_id: str, buffer: int, transport: asyncio.BaseTransport | None) -> None:
         self.session_id = session_id
-        self.queue: asyncio.Queue[Frame] = asyncio.Queue(buffer)
+        self.queue: FrameQueue[Frame] = FrameQueue(buffer)
         self.overflowed = False
         self.transport = transport
         self.task = asyncio.current_task()  # the stream's handler
