@@ -70,9 +70,9 @@ async def test_the_console_resumes_with_a_fresh_token_when_its_stream_ends_at_ex
     shutil.copy(SSE_JS, tmp_path / "sse.mjs")
     (tmp_path / "driver.mjs").write_text(DRIVER)
     session_id = await new_session(pool, "dev-user")
-    short = issue_token(Settings(jwt_secret=JWT_SECRET), "dev-user", ttl=2)
     async with running_api(database_url, GENESIS_DEV="1", SSE_HEARTBEAT="0.5") as api:
         assert NODE is not None
+        short = issue_token(Settings(jwt_secret=JWT_SECRET), "dev-user", ttl=3)  # issued once the API is up
         node = await asyncio.create_subprocess_exec(
             NODE, str(tmp_path / "driver.mjs"), api.base_url, session_id, short,
             stdout=asyncio.subprocess.PIPE, cwd=tmp_path,
@@ -82,6 +82,7 @@ async def test_the_console_resumes_with_a_fresh_token_when_its_stream_ends_at_ex
         try:
             await _until(node.stdout, seen, lambda s: s.get("event") == "Genesis.Session.Created")
             await submit(pool, session_id, "ConfirmStage", {"stage": STAGES[0]}, "dev-user")
+            await _until(node.stdout, seen, lambda s: s.get("id") == "2")
             await _until(node.stdout, seen, lambda s: s.get("state") == "reconnecting")  # the stream ended at exp
             await submit(pool, session_id, "ConfirmStage", {"stage": STAGES[1]}, "dev-user")  # while away
             await _until(node.stdout, seen, lambda s: s.get("renewed"))
