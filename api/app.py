@@ -13,6 +13,7 @@ from api.cors import cors_headers, cors_middleware
 from api.live import EVENTS_CHANNEL, EventHub
 from api.middlewares import auth_middleware, error_middleware, request_id_header, request_id_middleware
 from api.requests import MAX_BODY_BYTES
+from api.stream_limits import StreamLimits
 from genesis import db
 from genesis.listener import Listener
 from genesis.settings import Settings
@@ -41,15 +42,22 @@ def create_app(settings: Settings) -> web.Application:
     app.on_response_prepare.append(cors_headers)
     app[state.SETTINGS] = settings
     app[state.VERIFIER] = TokenVerifier(settings)
+    app[state.STREAM_LIMITS] = StreamLimits(per_user=settings.sse_max_streams_per_user, total=settings.sse_max_streams)
     app.router.add_routes(health.routes)
     app.router.add_routes(metrics.routes)
     app.router.add_routes(sessions.routes)
     app.router.add_routes(events.routes)
     app.router.add_routes(openapi.routes)
     console.setup(app, settings)  # the page; its dev-only token route only when settings.dev
+    app.on_cleanup.append(_close_verifier)
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_live_events)
+    app.cleanup_ctx.append(metrics.outbox_gauges)
     return app
+
+
+async def _close_verifier(app: web.Application) -> None:
+    await app[state.VERIFIER].close()  # its JWKS client session, if any
 
 
 async def _database(app: web.Application) -> AsyncIterator[None]:

@@ -11,11 +11,13 @@ import asyncio
 import contextlib
 import json
 import logging
+import random
 from collections.abc import AsyncIterator
 from typing import Any, NamedTuple
 
 import asyncpg
 
+from api.frame_queue import FrameQueue
 from genesis import db, errors
 from genesis.waits import first_set, stopped_within
 
@@ -23,6 +25,8 @@ log = logging.getLogger("genesis.api.live")
 
 EVENTS_CHANNEL = "genesis_events_v1"
 PAGE = 500
+RETRY_BASE = 0.05  # seconds before the first retry of a failed read; doubling up to RETRY_MAX
+RETRY_MAX = 2.0
 
 NEW_EVENTS = """
     SELECT genesis_event_json(e) FROM domain_events e
@@ -43,7 +47,7 @@ def frame(event: dict[str, Any]) -> Frame:
 class Subscription:
     def __init__(self, session_id: str, buffer: int, transport: asyncio.BaseTransport | None) -> None:
         self.session_id = session_id
-        self.queue: asyncio.Queue[Frame] = asyncio.Queue(buffer)
+        self.queue: FrameQueue[Frame] = FrameQueue(buffer)
         self.overflowed = False
         self.transport = transport
         self.task = asyncio.current_task()  # the stream's handler
@@ -119,16 +123,25 @@ class EventHub:
         self._wake.set()
 
     async def run(self, stop: asyncio.Event) -> None:
+        failures = 0  # rounds in a row with a failed read
         while not stop.is_set():
             await first_set(self._wake, stop)
             self._wake.clear()
             pending, self._pending = self._pending, set()
+            failed = False
             for session_id in pending:
                 try:
                     await self._deliver(session_id)
                 except (asyncpg.PostgresError, *db.DATABASE_GONE) as exc:
                     log.warning("could not read new events of %s: %s", session_id, exc)
-                    self._pending.add(session_id)  # try again on the next wake-up
+                    self._pending.add(session_id)
+                    failed = True
+            failures = failures + 1 if failed else 0
+            if failed:
+                # No later notification may come for this session, so the hub wakes itself to read again,
+                # backing off (with jitter) while the database keeps failing.
+                delay = min(RETRY_MAX, RETRY_BASE * 2 ** (failures - 1)) * random.uniform(0.5, 1.0)
+                asyncio.get_running_loop().call_later(delay, self._wake.set)
 
     async def reap(self, stop: asyncio.Event, interval: float = 0.25) -> None:
         """One watcher for every open stream: when a client goes away its stream ends at once,

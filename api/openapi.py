@@ -58,14 +58,16 @@ def _error(status: int, description: str) -> dict[str, Any]:
 
 def _errors(*statuses: int) -> dict[str, Any]:
     names = {
-        400: "Malformed JSON",
+        400: "Malformed JSON, or a header over its limit (HEADER_TOO_LARGE)",
         401: "Missing or invalid token",
         404: "Not found (or not yours)",
         409: "Refused by the session's state",
         413: f"Body over {MAX_BODY_BYTES // 1024} KiB",
         415: "Body is not JSON",
+        403: "The token lacks the scope this route needs (FORBIDDEN)",
         422: "Invalid request",
-        503: "Try again",
+        429: "Too many open event streams for this user (TOO_MANY_STREAMS); see Retry-After",
+        503: "Try again (see Retry-After when given)",
     }
     return {str(s): _error(s, names[s]) for s in statuses}
 
@@ -282,10 +284,12 @@ def document() -> dict[str, Any]:
                     "responses": {
                         "200": {
                             "description": "Server-Sent Events: `id: <sequence>`, `event: <event_type>`, "
-                            "`data: <Event JSON>`; `: heartbeat` comments when idle",
+                            "`data: <Event JSON>`; `: heartbeat` comments when idle; at the token's `exp` "
+                            "`event: token-expired` and the end of the stream (resume with a fresh token and "
+                            "Last-Event-ID)",
                             "content": {"text/event-stream": {"schema": {"type": "string"}}},
                         },
-                        **_errors(401, 404, 422, 503),
+                        **_errors(401, 404, 422, 429, 503),
                     },
                 }
             },

@@ -3,19 +3,24 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import secrets
+import signal
 import sys
 from pathlib import Path
 
 from genesis.localservices import LocalBroker, LocalPostgres, default_state_dir
 from genesis.migrate import migrate
-from genesis.runner import run_services, serve_api, serve_relay
+from genesis.runner import Service, run_services, serve_api, serve_relay
 from genesis.settings import Settings
 from genesis.tokens import issue_token
 
 
 def run_dev(settings: Settings) -> int:
+    """Starts what is missing, runs the services until Ctrl-C, and stops what it started, whatever happened
+    meanwhile: the local PostgreSQL and broker run in sessions of their own (a terminal's Ctrl-C does not reach
+    them), so if this process did not stop them nothing would."""
     state = default_state_dir()
     state.mkdir(parents=True, exist_ok=True)
     postgres = broker = None
@@ -36,8 +41,15 @@ def run_dev(settings: Settings) -> int:
 
         asyncio.run(migrate(settings.database_url, kafka_topic=settings.kafka_topic, log=_say))
         _welcome(settings)
-        return run_services([lambda stop: serve_api(settings, stop), lambda stop: serve_relay(settings, stop)])
+        # One line per service; each runs until Ctrl-C (or until one fails, which stops them all).
+        services: list[Service] = [
+            lambda stop: serve_api(settings, stop),
+            lambda stop: serve_relay(settings, stop),
+        ]
+        return run_services(services)
     finally:
+        # A second Ctrl-C must not cut the teardown short (pg_ctl, our child, inherits the ignore too).
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         if broker is not None:
             broker.stop()
         if postgres is not None:
@@ -74,4 +86,6 @@ Create a session and ask for concepts:
 
 
 def _say(text: str) -> None:
-    print(text, file=sys.stderr, flush=True)
+    # `make run | tee run.log` then Ctrl-C: tee may be gone before us, and a failed write must not skip a stop.
+    with contextlib.suppress(OSError, ValueError):
+        print(text, file=sys.stderr, flush=True)

@@ -34,6 +34,7 @@ class Stack:
     base_url: str
     env: dict[str, str]  # DATABASE_URL, JWT_SECRET and a TOKEN for USER, for child processes
     workdir: Path
+    api_pid: int = 0
 
 
 @contextlib.contextmanager
@@ -53,7 +54,7 @@ def api_stack(name: str) -> Iterator[Stack]:
                "TOKEN": issue_token(Settings(jwt_secret=SECRET), USER, 3600), "BENCH_USER": USER}  # fmt: skip
         api = subprocess.Popen([genesis_command(), "api"], env=env)
         wait_for_port(port, process=api)
-        yield Stack(dsn, f"http://127.0.0.1:{port}", env, workdir)
+        yield Stack(dsn, f"http://127.0.0.1:{port}", env, workdir, api.pid)
     finally:
         if api is not None:
             api.send_signal(signal.SIGTERM)

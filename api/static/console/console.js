@@ -102,6 +102,20 @@ async function getDevToken() {
   }
 }
 
+// A stream's token expired: in development mode a fresh one for the same user, so the stream resumes.
+async function renewDevToken() {
+  let user = ui.devUser.value.trim();
+  try {
+    const part = ui.token.value.trim().split(".")[1].replace(/-/g, "+").replace(/_/g, "/");
+    user = JSON.parse(atob(part.padEnd(Math.ceil(part.length / 4) * 4, "="))).sub || user;
+  } catch { /* not a JWT: the dev user field's name */ }
+  const result = await call("POST", "/console/token", { body: JSON.stringify({ user }) });
+  if (!result.response.ok || !result.json) return false;
+  ui.token.value = result.json.token;
+  describeToken();
+  return true;
+}
+
 // --- session ----------------------------------------------------------------------------------
 
 function renderSession(session) {
@@ -211,6 +225,7 @@ function follow(sessionId) {
     onMessage: (message) => stream === state.stream && showMessage(message),
     onState: (name, detail) => stream === state.stream && setStreamState(name, detail),
     onComment: (text) => stream === state.stream && setStreamState("live", `${text} at ${clock()}`),
+    renewToken: renewDevToken,
   });
   state.stream = stream;
   stream.start();
