@@ -8,6 +8,7 @@ import secrets
 import sys
 from pathlib import Path
 
+from genesis.devagent import serve_agent
 from genesis.localservices import LocalBroker, LocalPostgres, default_state_dir
 from genesis.migrate import migrate
 from genesis.runner import run_services, serve_api, serve_relay
@@ -36,7 +37,13 @@ def run_dev(settings: Settings) -> int:
 
         asyncio.run(migrate(settings.database_url, kafka_topic=settings.kafka_topic, log=_say))
         _welcome(settings)
-        return run_services([lambda stop: serve_api(settings, stop), lambda stop: serve_relay(settings, stop)])
+        return run_services(
+            [
+                lambda stop: serve_api(settings, stop),
+                lambda stop: serve_relay(settings, stop),
+                lambda stop: serve_agent(settings, stop),  # the development agent (CONTRACT §9)
+            ]
+        )
     finally:
         if broker is not None:
             broker.stop()
@@ -59,6 +66,7 @@ def _welcome(settings: Settings) -> None:
     _say(
         f"""
 Genesis is running: API {base}  broker {settings.kafka_bootstrap_servers}  (Ctrl-C stops everything)
+A development agent answers RequestConceptGeneration and SubmitFeedback (placeholder results).
 Developer console: {base}/console    API reference: {base}/docs
 
 Development token for user dev-user (12 h):
