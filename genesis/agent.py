@@ -44,6 +44,7 @@ from genesis.taskclient import TaskClient
 log = logging.getLogger("genesis.agent")
 
 Handler = Callable[["Event"], Coroutine[Any, Any, None]]
+ANY_EVENT = "*"  # the handler of every event type that has none of its own
 SETTLED = (errors.CommandNotPending, errors.CommandNotFound)
 
 
@@ -129,6 +130,7 @@ class Agent:
         group: str,
         tasks: TaskClient | None = None,
         recent: RecentIds | None = None,
+        dedupe: bool = True,
         shutdown_grace: float = 8.0,
         poll_ms: int = 500,
         **consumer_options: Any,
@@ -138,6 +140,9 @@ class Agent:
         self.group = group
         self.tasks = tasks  # when given, a handler's unexpected error completes the task FAILED
         self.recent = recent or RecentIds()
+        # False for a handler that dedupes by itself, e.g. one that records each event_id in the
+        # transaction of its effect (examples/consumer.py): it then sees every delivery.
+        self.dedupe = dedupe
         self.shutdown_grace = shutdown_grace
         self.poll_ms = poll_ms
         self.consumer_options = consumer_options
@@ -145,7 +150,7 @@ class Agent:
         self.counts: dict[str, int] = {"handled": 0, "duplicate": 0, "skipped": 0, "settled": 0, "failed": 0}
 
     def handler(self, event_type: str) -> Callable[[Handler], Handler]:
-        """Registers the decorated coroutine function as the handler of `event_type`."""
+        """Registers the decorated coroutine function as the handler of `event_type` (or of ANY_EVENT)."""
 
         def register(function: Handler) -> Handler:
             self.handlers[event_type] = function
@@ -189,11 +194,11 @@ class Agent:
             log.info("agent stopped: %s", self.counts)
 
     async def _handle(self, event: Event, stop: asyncio.Event) -> None:
-        handler = self.handlers.get(event.event_type)
+        handler = self.handlers.get(event.event_type) or self.handlers.get(ANY_EVENT)
         if handler is None:
             self.counts["skipped"] += 1
             return
-        if event.event_id in self.recent:
+        if self.dedupe and event.event_id in self.recent:
             self.counts["duplicate"] += 1
             return
         try:
