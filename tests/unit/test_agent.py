@@ -23,14 +23,15 @@ Answers = list[tuple[int, dict[str, Any]]]
 
 
 def _event(event_type: str = "Genesis.Session.ConceptGenerationRequested", **payload: Any) -> Event:
+    event_id = str(uuid.uuid4())
     value = {
-        "event_id": str(uuid.uuid4()),
+        "event_id": event_id,
         "event_type": event_type,
         "aggregate_id": str(uuid.uuid4()),
         "correlation_id": str(uuid.uuid4()),
         "payload": payload,
     }
-    return Event.from_record([("event_id", value["event_id"].encode())], json.dumps(value).encode(), 0, 7)
+    return Event.from_record([("event_id", event_id.encode())], json.dumps(value).encode(), 0, 7)
 
 
 async def _api(aiohttp_server: Callable[..., Any], answers: Answers) -> tuple[TestServer, list[dict[str, Any]]]:
