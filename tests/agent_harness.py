@@ -28,7 +28,8 @@ from tests.topic import create_topic
 class AgentProcess:
     """One `genesis agent --dev` subprocess; its JSON log lines go to `log_path`."""
 
-    def __init__(self, env: dict[str, str], log_path: Path) -> None:
+    def __init__(self, env: dict[str, str], log_path: Path, argv: tuple[str, ...] = ()) -> None:
+        self.argv = argv or (genesis_command(), "agent", "--dev")
         self.env = env
         self.log_path = log_path
         self.process: asyncio.subprocess.Process | None = None
@@ -37,7 +38,7 @@ class AgentProcess:
     async def start(self) -> AgentProcess:
         self._log = self.log_path.open("ab")
         self.process = await asyncio.create_subprocess_exec(
-            genesis_command(), "agent", "--dev", env=self.env, stdout=asyncio.subprocess.DEVNULL, stderr=self._log
+            *self.argv, env=self.env, stdout=asyncio.subprocess.DEVNULL, stderr=self._log
         )
         return self
 
@@ -112,8 +113,9 @@ class Loop:
         env.update({k: str(v) for k, v in settings.items()})
         return env
 
-    async def start_agent(self, **settings: object) -> AgentProcess:
-        agent = AgentProcess(self.agent_env(**settings), self.workdir / f"agent-{len(self.agents)}.log")
+    async def start_agent(self, *argv: str, **settings: object) -> AgentProcess:
+        """`genesis agent --dev`, or the command `argv`, with the loop's settings."""
+        agent = AgentProcess(self.agent_env(**settings), self.workdir / f"agent-{len(self.agents)}.log", argv)
         self.agents.append(agent)
         return await agent.start()
 

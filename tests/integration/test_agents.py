@@ -4,6 +4,7 @@ progress and results on the SSE stream, an agent killed mid-task, two agents sha
 from __future__ import annotations
 
 import asyncio
+import sys
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -14,7 +15,7 @@ import asyncpg
 import pytest
 
 from genesis.settings import Settings
-from genesis.tokens import issue_token
+from genesis.tokens import AGENT_SCOPE, issue_token
 from tests.agent_harness import Loop, get, open_loop, post
 from tests.relay_harness import eventually
 from tests.sse import Message, next_event
@@ -182,3 +183,18 @@ async def test_two_agents_in_one_group_share_the_partitions_without_a_double_com
         assert by_second
         assert await first.terminate() == 0, first.tail()
         assert await second.terminate() == 0, second.tail()
+
+
+async def test_the_documented_example_agent_completes_a_task(
+    loop: Loop, token: str, conn: asyncpg.Connection[Any]
+) -> None:
+    example = str(Path(__file__).parents[2] / "examples" / "agent.py")
+    agent_token = issue_token(loop.settings, "concept-agent", 600, AGENT_SCOPE)
+    agent = await loop.start_agent(sys.executable, example, AGENT_TOKEN=agent_token)
+    async with aiohttp.ClientSession() as http:
+        session_id = await _session(http, loop, token)
+        command_id = await _command(http, loop, token, session_id, "RequestConceptGeneration", {"count": 2})
+    await _until_settled(conn, [command_id])
+    result = await conn.fetchval("SELECT result FROM command_inbox WHERE id = $1", uuid.UUID(command_id))
+    assert result == {"concepts": [{"title": "Concept 1 of 2"}, {"title": "Concept 2 of 2"}], "generator": "example"}
+    assert await agent.terminate() == 0, agent.tail()
