@@ -198,3 +198,28 @@ async def test_the_documented_example_agent_completes_a_task(
     result = await conn.fetchval("SELECT result FROM command_inbox WHERE id = $1", uuid.UUID(command_id))
     assert result == {"concepts": [{"title": "Concept 1 of 2"}, {"title": "Concept 2 of 2"}], "generator": "example"}
     assert await agent.terminate() == 0, agent.tail()
+
+
+async def test_sigterm_mid_task_finishes_the_handler_commits_and_exits_0(
+    loop: Loop, token: str, conn: asyncpg.Connection[Any]
+) -> None:
+    agent = await loop.start_agent(AGENT_STEP_DELAY="2")
+    async with aiohttp.ClientSession() as http:
+        session_id = await _session(http, loop, token)
+        first = await _command(http, loop, token, session_id, "RequestConceptGeneration", {"count": 1})
+
+        async def mid_task() -> bool:
+            assert agent.process is not None
+            assert agent.process.returncode is None, agent.tail()
+            return await _status(conn, first) == "PROCESSING"
+
+        await eventually(mid_task, within=60, what="the agent at work", every=0.05)
+        assert await agent.terminate(within=10) == 0, agent.tail()  # the contract's bound, not a speed test
+        assert await _status(conn, first) == "COMPLETED"  # it finished the task before exiting
+
+        # It committed, too: the next member of the group does not get the event again.
+        successor = await loop.start_agent(AGENT_STEP_DELAY="0.05")
+        second = await _command(http, loop, token, session_id, "SubmitFeedback", {"feedback": "more"})
+        await _until_settled(conn, [second])
+    assert successor.handled() == [second]
+    assert await _result_events(conn, first) == ["Genesis.Session.ConceptProposed"]
