@@ -181,7 +181,7 @@ async def test_without_dev_mode_the_console_says_how_to_get_a_token(
 
 
 async def test_the_console_shows_an_agents_progress_and_the_proposed_concepts(
-    start_console: StartConsole, page: Page, settings: Settings
+    start_console: StartConsole, page: Page, settings: Settings, tmp_path: Path
 ) -> None:
     url = await start_console()
     await _open_with_dev_token(page, url)
@@ -204,6 +204,7 @@ async def test_the_console_shows_an_agents_progress_and_the_proposed_concepts(
         await expect(task).to_have_attribute("data-progress", "40")
         await expect(task).to_contain_text("40% Drafting")
         await expect(task.locator("progress")).to_have_attribute("value", "40")
+        await page.screenshot(path=tmp_path / "progress.png", full_page=True)
         concepts = [
             {"title": "The Lighthouse", "logline": "A keeper's last summer"},
             {"title": "Salt", "logline": "Tides"},
@@ -219,3 +220,4 @@ async def test_the_console_shows_an_agents_progress_and_the_proposed_concepts(
     )
     await expect(task).to_have_attribute("data-state", "done")
     await expect(task).to_contain_text("ConceptProposed")
+    await page.screenshot(path=tmp_path / "proposed.png", full_page=True)
