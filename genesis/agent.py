@@ -16,8 +16,9 @@ completion again is answered as before, a settled command refuses the rest with 
 
 What a handler raises decides the record's fate:
 - COMMAND_NOT_PENDING / COMMAND_NOT_FOUND: the work is settled (or not this deployment's): the record is done;
-- SERVICE_UNAVAILABLE (the API did not answer through the client's retries): the agent stops without committing,
-  exit status 1, so its supervisor restarts it and the record comes again;
+- SERVICE_UNAVAILABLE (the API did not answer through the client's retries), UNAUTHORIZED or FORBIDDEN (the
+  token): the agent stops without committing, exit status 1, so its supervisor restarts it (or someone mends
+  the token) and the record comes again;
 - anything else is a failure of the task: it is completed FAILED with the error, and the record is done.
 
 Stopping (`stop` set, e.g. by SIGTERM): the handler at work is given `shutdown_grace` seconds to finish, its
@@ -46,6 +47,8 @@ log = logging.getLogger("genesis.agent")
 Handler = Callable[["Event"], Coroutine[Any, Any, None]]
 ANY_EVENT = "*"  # the handler of every event type that has none of its own
 SETTLED = (errors.CommandNotPending, errors.CommandNotFound)
+# No task can succeed while these hold (the API out of reach, the token refused): stop, uncommitted.
+STOPS = (errors.Unavailable, errors.Unauthorized, errors.Forbidden)
 
 
 @dataclass(frozen=True)
@@ -207,7 +210,7 @@ class Agent:
         except SETTLED as exc:
             self.counts["settled"] += 1
             log.info("%s of command %s already settled: %s", event.event_type, event.command_id, exc.message)
-        except (_HandlerAbandonedError, errors.Unavailable):
+        except (_HandlerAbandonedError, *STOPS):
             raise
         except Exception as exc:
             self.counts["failed"] += 1

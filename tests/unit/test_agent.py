@@ -116,17 +116,21 @@ async def test_an_unexpected_error_completes_the_task_failed(aiohttp_server: Cal
                      "body": {"outcome": "FAILED", "result": {"error": "KeyError: 'preferences'"}}}]  # fmt: skip
 
 
-async def test_the_api_out_of_reach_stops_the_agent_uncommitted() -> None:
+@pytest.mark.parametrize("kind", [errors.Unavailable, errors.Unauthorized, errors.Forbidden])
+async def test_the_api_out_of_reach_or_a_refused_token_stops_the_agent_uncommitted(
+    kind: type[errors.DomainError],
+) -> None:
     agent = Agent(bootstrap="unused", topic="t", group="g")
 
     @agent.handler(ANY_EVENT)
     async def unreachable(event: Event) -> None:
-        raise errors.Unavailable("gave up")
+        raise kind("no")
 
     event = _event()
-    with pytest.raises(errors.Unavailable):
+    with pytest.raises(kind):
         await agent._handle(event, asyncio.Event())
     assert event.event_id not in agent.recent  # it comes again after the restart
+    assert agent.counts["failed"] == 0
 
 
 async def test_stopping_lets_the_handler_finish_within_the_grace_and_abandons_it_after() -> None:
