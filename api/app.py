@@ -8,9 +8,9 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from api import console, events, health, metrics, openapi, sessions, state
+from api import console, events, health, metrics, openapi, sessions, state, tasks
 from api.cors import cors_headers, cors_middleware
-from api.live import EVENTS_CHANNEL, EventHub
+from api.live import EVENTS_CHANNEL, PROGRESS_CHANNEL, EventHub
 from api.middlewares import auth_middleware, error_middleware, request_id_header, request_id_middleware
 from api.requests import MAX_BODY_BYTES
 from api.stream_limits import StreamLimits
@@ -47,6 +47,7 @@ def create_app(settings: Settings) -> web.Application:
     app.router.add_routes(metrics.routes)
     app.router.add_routes(sessions.routes)
     app.router.add_routes(events.routes)
+    app.router.add_routes(tasks.routes)
     app.router.add_routes(openapi.routes)
     console.setup(app, settings)  # the page; its dev-only token route only when settings.dev
     app.on_cleanup.append(_close_verifier)
@@ -78,7 +79,7 @@ async def _live_events(app: web.Application) -> AsyncIterator[None]:
     hub = app[state.HUB] = EventHub(app[state.POOL], buffer=settings.sse_buffer)
     listener = app[state.LISTENER] = Listener(
         settings.listen_dsn,
-        [EVENTS_CHANNEL],
+        [EVENTS_CHANNEL, PROGRESS_CHANNEL],
         on_notify=hub.notified,
         on_connect=hub.reconnected,
         application_name="genesis-api-listener",
@@ -92,7 +93,7 @@ async def _live_events(app: web.Application) -> AsyncIterator[None]:
 
 async def _watch_live_events(hub: EventHub, listener: Listener, stop: asyncio.Event) -> None:
     try:
-        await watch(stop, listener.run(stop), hub.run(stop), hub.reap(stop))
+        await watch(stop, listener.run(stop), hub.run(stop), hub.reap(stop), hub.run_progress(stop))
     except Exception:
         # No stream would get another event: say so, and end them rather than let them heartbeat on.
         log.exception("live events stopped; event streams are refused until the API restarts")

@@ -12,7 +12,7 @@ from typing import Any
 from aiohttp import web
 
 from api import state
-from api.live import Subscription, frame
+from api.live import LIVE_ONLY, Subscription, frame
 from api.requests import path_uuid
 from genesis import db, errors
 
@@ -94,7 +94,9 @@ async def _send(
             if expires_at > time.time():
                 await _write(response, b": heartbeat\n\n", settings.sse_write_timeout)
             continue
-        if message.sequence > last:  # the seam: what the replay already sent is not sent twice
+        if message.sequence == LIVE_ONLY:  # task progress: no id, so no seam to mind
+            await _write(response, message.data, settings.sse_write_timeout)
+        elif message.sequence > last:  # the seam: what the replay already sent is not sent twice
             await _write(response, message.data, settings.sse_write_timeout)
             last = message.sequence
     # Too slow to keep up: end the stream; the client resumes from its Last-Event-ID.

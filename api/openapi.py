@@ -13,15 +13,16 @@ from aiohttp import web
 from api.events import DEFAULT_LIMIT, MAX_LIMIT
 from api.middlewares import HTTP_CODE_UNLISTED, HTTP_CODES
 from api.requests import MAX_BODY_BYTES
+from api.tasks import BODIES as TASK_BODIES
 from genesis import commands, errors
+from genesis.tokens import AGENT_SCOPE
 
 routes = web.RouteTableDef()
 
 _REF = "#/components/schemas/{model}"
 
-# Refusals of SQL functions no API route calls: complete_command (agents, operators) and requeue_outbox /
-# discard_outbox (the operator's CLI).
-_NOT_FROM_THE_API = frozenset({errors.CommandNotPending, errors.OutboxRowNotFound})
+# Refusals of SQL functions no API route calls: requeue_outbox / discard_outbox (the operator's CLI).
+_NOT_FROM_THE_API = frozenset({errors.OutboxRowNotFound})
 
 
 def _domain_errors(kind: type[errors.DomainError]) -> Iterator[type[errors.DomainError]]:
@@ -60,6 +61,7 @@ def _errors(*statuses: int) -> dict[str, Any]:
     names = {
         400: "Malformed JSON, or a header over its limit (HEADER_TOO_LARGE)",
         401: "Missing or invalid token",
+        403: f"The token lacks the {AGENT_SCOPE!r} scope",
         404: "Not found (or not yours)",
         409: "Refused by the session's state",
         413: f"Body over {MAX_BODY_BYTES // 1024} KiB",
@@ -74,6 +76,7 @@ def _errors(*statuses: int) -> dict[str, Any]:
 
 _SESSION_ID = {"name": "session_id", "in": "path", "required": True, "schema": {"type": "string", "format": "uuid"}}
 _COMMAND_ID = {"name": "command_id", "in": "path", "required": True, "schema": {"type": "string", "format": "uuid"}}
+_TASK_ID = {**_COMMAND_ID, "description": "The async command whose task this is"}
 _AFTER = {"name": "after", "in": "query", "schema": {"type": "integer", "minimum": 0, "default": 0}}
 
 
@@ -189,6 +192,25 @@ def _schemas() -> dict[str, Any]:
             "required": ["events", "next_after"],
             "properties": {"events": {"type": "array", "items": _ref("Event")}, "next_after": {"type": "integer"}},
         },
+        **{name: model.model_json_schema(ref_template=_REF) for name, model in TASK_BODIES.items()},
+        "TaskProgressRecorded": {
+            "type": "object",
+            "required": ["command_id", "command_status", "progress"],
+            "properties": {
+                "command_id": {"type": "string", "format": "uuid"},
+                "command_status": {"const": "PROCESSING"},
+                "progress": {"type": "integer", "minimum": 0, "maximum": 100},
+            },
+        },
+        "TaskSettled": {
+            "type": "object",
+            "required": ["command_id", "command_status", "event_id"],
+            "properties": {
+                "command_id": {"type": "string", "format": "uuid"},
+                "command_status": {"type": "string", "enum": ["COMPLETED", "FAILED"]},
+                "event_id": {"type": "string", "format": "uuid"},
+            },
+        },
         "Health": {"type": "object", "required": ["status"], "properties": {"status": {"type": "string"}}},
     }
 
@@ -290,6 +312,40 @@ def document() -> dict[str, Any]:
                             "content": {"text/event-stream": {"schema": {"type": "string"}}},
                         },
                         **_errors(401, 404, 422, 429, 503),
+                    },
+                }
+            },
+            "/genesis/tasks/{command_id}/progress": {
+                "post": {
+                    "operationId": "report_progress",
+                    "summary": f"An agent's progress on a task (scope {AGENT_SCOPE}); sent to the session's "
+                    "streams as `event: task-progress`",
+                    "security": secured,
+                    "parameters": [_TASK_ID],
+                    "requestBody": {
+                        "required": True,
+                        "content": {"application/json": {"schema": _ref("TaskProgress")}},
+                    },
+                    "responses": {
+                        "200": _json(_ref("TaskProgressRecorded"), "Recorded; the command is PROCESSING"),
+                        **_errors(400, 401, 403, 404, 409, 413, 415, 422, 503),
+                    },
+                }
+            },
+            "/genesis/tasks/{command_id}/complete": {
+                "post": {
+                    "operationId": "complete_task",
+                    "summary": f"An agent settles a task (scope {AGENT_SCOPE}); the same completion again "
+                    "answers the same, a different one of a settled command is 409 COMMAND_NOT_PENDING",
+                    "security": secured,
+                    "parameters": [_TASK_ID],
+                    "requestBody": {
+                        "required": True,
+                        "content": {"application/json": {"schema": _ref("TaskCompletion")}},
+                    },
+                    "responses": {
+                        "200": _json(_ref("TaskSettled"), "Settled; its result event goes through the outbox"),
+                        **_errors(400, 401, 403, 404, 409, 413, 415, 422, 503),
                     },
                 }
             },

@@ -1,4 +1,4 @@
-"""`genesis`: the service's one command (migrate, api, relay, dev, token, outbox)."""
+"""`genesis`: the service's one command (migrate, api, relay, dev, token, agent, outbox)."""
 
 from __future__ import annotations
 
@@ -48,6 +48,9 @@ def _parser() -> argparse.ArgumentParser:
     token.add_argument("--ttl", type=int, default=3600, help="seconds (default 3600)")
     token.add_argument("--scope", default="", help="space-separated scopes, e.g. 'genesis:agent'")
     token.set_defaults(func=_token)
+    agent = sub.add_parser("agent", help="run an agent: --dev, the development stand-in (GENESIS_DEV=1 only)")
+    agent.add_argument("--dev", action="store_true", required=True, help="the development agent (the only one)")
+    agent.set_defaults(func=_agent)
 
     outbox = sub.add_parser("outbox", help="operate the event outbox").add_subparsers(
         title="outbox commands", metavar="ACTION", required=True
@@ -109,6 +112,14 @@ def _dev(args: argparse.Namespace, settings: Settings) -> int:
     from genesis.devmode import run_dev
 
     return run_dev(settings)
+
+
+def _agent(args: argparse.Namespace, settings: Settings) -> int:
+    from genesis.devagent import check_dev_agent_settings, serve_agent
+    from genesis.runner import run_services
+
+    check_dev_agent_settings(settings)
+    return run_services([lambda stop: serve_agent(settings, stop)])
 
 
 def _token(args: argparse.Namespace, settings: Settings) -> int:

@@ -10,6 +10,7 @@ import signal
 import sys
 from pathlib import Path
 
+from genesis.devagent import serve_agent
 from genesis.localservices import LocalBroker, LocalPostgres, default_state_dir
 from genesis.migrate import migrate
 from genesis.runner import Service, run_services, serve_api, serve_relay
@@ -45,6 +46,7 @@ def run_dev(settings: Settings) -> int:
         services: list[Service] = [
             lambda stop: serve_api(settings, stop),
             lambda stop: serve_relay(settings, stop),
+            lambda stop: serve_agent(settings, stop),  # the development agent (CONTRACT §9)
         ]
         return run_services(services)
     finally:
@@ -71,6 +73,7 @@ def _welcome(settings: Settings) -> None:
     _say(
         f"""
 Genesis is running: API {base}  broker {settings.kafka_bootstrap_servers}  (Ctrl-C stops everything)
+A development agent answers RequestConceptGeneration and SubmitFeedback (placeholder results).
 Developer console: {base}/console    API reference: {base}/docs
 
 Development token for user dev-user (12 h):

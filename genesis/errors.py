@@ -63,6 +63,18 @@ SQLSTATES: dict[str, type[DomainError]] = {
     "GS424": IdempotencyKeyReused,
 }
 
+
+def by_error_code(error_code: str) -> type[DomainError]:
+    """The domain error an API answer's `error_code` stands for (agents map refusals back with it)."""
+    todo: list[type[DomainError]] = [DomainError]
+    while todo:
+        kind = todo.pop()
+        if kind.error_code == error_code:
+            return kind
+        todo.extend(kind.__subclasses__())
+    return DomainError
+
+
 # The contract fixes the 409 body word for word.
 DUPLICATE_MESSAGE = "Command already processing"
 

@@ -54,6 +54,9 @@ class Settings:
     log_level: str = "INFO"
     cors_origins: tuple[str, ...] = ()
     dev: bool = False
+    genesis_api_url: str = ""  # where agents reach the API; empty: API_HOST:API_PORT of this machine
+    agent_group: str = "genesis-dev-agent"  # the development agent's consumer group
+    agent_step_delay: float = 0.5  # seconds the development agent spends on each step of a task
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -108,12 +111,23 @@ class Settings:
             log_level=log_level,
             cors_origins=_get(e, "CORS_ORIGINS", _csv, d.cors_origins),
             dev=_get(e, "GENESIS_DEV", _bool, d.dev),
+            genesis_api_url=_get(e, "GENESIS_API_URL", _http_url, d.genesis_api_url),
+            agent_group=_get(e, "AGENT_GROUP", _nonempty, d.agent_group),
+            agent_step_delay=_get(e, "AGENT_STEP_DELAY", _positive_float, d.agent_step_delay),
         )
 
     @property
     def listen_dsn(self) -> str:
         """Where LISTEN connects: LISTEN_DATABASE_URL, else DATABASE_URL."""
         return self.listen_database_url or self.database_url
+
+    @property
+    def api_url(self) -> str:
+        """GENESIS_API_URL, else this machine's API (http://127.0.0.1:8000 by default)."""
+        if self.genesis_api_url:
+            return self.genesis_api_url.rstrip("/")
+        host = "127.0.0.1" if self.api_host in ("0.0.0.0", "::", "") else self.api_host
+        return f"http://{host}:{self.api_port}"
 
     def require(self, *names: str) -> None:
         """Stops start-up when a setting a command needs is empty."""
@@ -140,6 +154,12 @@ def _get(env: Mapping[str, str], name: str, parse: Callable[[str], T], default: 
 
 
 def _nonempty(raw: str) -> str:
+    return raw
+
+
+def _http_url(raw: str) -> str:
+    if not raw.startswith(("http://", "https://")):
+        raise ValueError("expected an http:// or https:// URL")
     return raw
 
 

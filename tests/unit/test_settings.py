@@ -122,3 +122,18 @@ def test_settings_are_frozen() -> None:
     settings = Settings()
     with pytest.raises(AttributeError):
         settings.api_port = 1  # type: ignore[misc]
+
+
+def test_where_agents_reach_the_api() -> None:
+    assert Settings.from_env({}).api_url == "http://127.0.0.1:8000"
+    assert Settings.from_env({"API_HOST": "0.0.0.0", "API_PORT": "18002"}).api_url == "http://127.0.0.1:18002"
+    given = Settings.from_env({"GENESIS_API_URL": "https://genesis.example/", "AGENT_STEP_DELAY": "0.1"})
+    assert (given.api_url, given.agent_step_delay, given.agent_group) == (
+        "https://genesis.example",
+        0.1,
+        "genesis-dev-agent",
+    )
+    with pytest.raises(SettingsError, match="GENESIS_API_URL"):
+        Settings.from_env({"GENESIS_API_URL": "genesis.example:8000"})
+    with pytest.raises(SettingsError, match="AGENT_STEP_DELAY"):
+        Settings.from_env({"AGENT_STEP_DELAY": "0"})

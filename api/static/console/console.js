@@ -12,7 +12,7 @@ const ui = {
   idem: $("idempotency-key"), send: $("send-command"),
   status: $("result-status"), request: $("result-request"), headers: $("result-headers"),
   body: $("result-body"), curl: $("result-curl"),
-  streamState: $("stream-state"), streamDetail: $("stream-detail"), events: $("event-list"),
+  streamState: $("stream-state"), streamDetail: $("stream-detail"), events: $("event-list"), tasks: $("task-list"),
 };
 const state = { session: null, examples: {}, payloadSchemas: {}, stages: [], stream: null, lastSeq: 0 };
 
@@ -219,6 +219,7 @@ function setStreamState(name, detail = "") {
 function follow(sessionId) {
   if (state.stream) state.stream.stop();
   ui.events.replaceChildren();
+  ui.tasks.replaceChildren();
   state.lastSeq = 0;
   const stream = new EventStream(`/genesis/sessions/${sessionId}/events/stream`, {
     authorization,
@@ -232,6 +233,7 @@ function follow(sessionId) {
 }
 
 function showMessage(message) {
+  if (message.event === "task-progress") return showProgress(message);
   if (message.event === "overflow") {
     note("The server ended the stream (this client fell behind); resuming from the last id.");
     return;
@@ -241,6 +243,7 @@ function showMessage(message) {
   if (event.sequence <= state.lastSeq) return; // already shown
   state.lastSeq = event.sequence;
   setStreamState("live", `last event #${event.sequence} at ${clock()}`);
+  if (event.payload && event.payload.command_id) settleTask(event.payload.command_id, event.event_type);
   ui.events.append(eventItem(event));
   ui.events.lastElementChild.scrollIntoView({ block: "nearest" });
   refreshSoon();
@@ -283,8 +286,57 @@ function eventItem(event) {
   const pre = document.createElement("pre");
   pre.textContent = JSON.stringify(event, null, 2);
   details.append(summary, pre);
-  li.append(head, ids, details);
+  li.append(head, ids);
+  const concepts = event.payload && event.payload.result && event.payload.result.concepts;
+  if (Array.isArray(concepts)) { // what an agent proposed, readable without opening the JSON
+    const list = document.createElement("ul");
+    list.className = "concepts";
+    list.dataset.testid = "concepts";
+    list.replaceChildren(...concepts.map((c) => {
+      const item = document.createElement("li");
+      item.textContent = c && typeof c === "object" ? `${c.title ?? ""} — ${c.logline ?? ""}` : String(c);
+      return item;
+    }));
+    li.append(list);
+  }
+  li.append(details);
   return li;
+}
+
+// --- task progress (event: task-progress, no id: live only, never replayed) ------------------
+
+function taskRow(commandId) {
+  const found = [...ui.tasks.children].find((li) => li.dataset.commandId === commandId);
+  if (found) return found;
+  const li = document.createElement("li");
+  li.dataset.testid = "task";
+  li.dataset.commandId = commandId;
+  li.dataset.state = "running";
+  const bar = document.createElement("progress");
+  bar.max = 100;
+  bar.value = 0;
+  li.append(field("command_id", `task ${short(commandId)}`, "command_id", commandId), bar,
+    field("message", "", "message"));
+  ui.tasks.append(li);
+  return li;
+}
+
+function showProgress(message) {
+  let data;
+  try { data = JSON.parse(message.data); } catch { return note(`unreadable progress: ${message.data}`); }
+  const li = taskRow(data.command_id);
+  if (li.dataset.state === "done") return; // a late report after the result
+  li.querySelector("progress").value = data.progress;
+  li.dataset.progress = String(data.progress);
+  li.querySelector('[data-field="message"]').textContent = `${data.progress}% ${data.message || ""}`.trim();
+}
+
+function settleTask(commandId, eventType) {
+  const li = [...ui.tasks.children].find((row) => row.dataset.commandId === commandId);
+  if (!li) return;
+  li.dataset.state = "done";
+  li.querySelector("progress").value = 100;
+  li.querySelector('[data-field="message"]').textContent = eventType.split(".").pop();
 }
 
 function note(text) {
