@@ -58,6 +58,7 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
         settings.database_url,
         application_name="genesis-api",
         kafka_topic=settings.kafka_topic,
+        cloudevents_source=settings.cloudevents_source,
         max_size=settings.db_pool_max,
     )
     yield

@@ -34,7 +34,14 @@ def run_dev(settings: Settings) -> int:
             changes["jwt_secret"] = _dev_secret(state)
         settings = dataclasses.replace(settings, **changes)  # type: ignore[arg-type]
 
-        asyncio.run(migrate(settings.database_url, kafka_topic=settings.kafka_topic, log=_say))
+        asyncio.run(
+            migrate(
+                settings.database_url,
+                kafka_topic=settings.kafka_topic,
+                cloudevents_source=settings.cloudevents_source,
+                log=_say,
+            )
+        )
         _welcome(settings)
         return run_services([lambda stop: serve_api(settings, stop), lambda stop: serve_relay(settings, stop)])
     finally:

@@ -21,6 +21,7 @@ class Settings:
     kafka_bootstrap_servers: str = ""
     kafka_topic: str = "domain-events"
     kafka_enable_idempotence: bool = False
+    cloudevents_source: str = "/infinitescribe/genesis"  # ce_source of every record (a URI-reference)
     jwt_secret: str = ""
     jwt_public_key: str = ""
     jwt_algorithms: tuple[str, ...] = ("HS256",)
@@ -65,6 +66,7 @@ class Settings:
             kafka_bootstrap_servers=_get(e, "KAFKA_BOOTSTRAP_SERVERS", str, d.kafka_bootstrap_servers),
             kafka_topic=_get(e, "KAFKA_TOPIC", _nonempty, d.kafka_topic),
             kafka_enable_idempotence=_get(e, "KAFKA_ENABLE_IDEMPOTENCE", _bool, d.kafka_enable_idempotence),
+            cloudevents_source=_get(e, "CLOUDEVENTS_SOURCE", _nonempty, d.cloudevents_source),
             jwt_secret=_get(e, "JWT_SECRET", str, d.jwt_secret),
             jwt_public_key=_get(e, "JWT_PUBLIC_KEY", str, d.jwt_public_key),
             jwt_algorithms=algorithms,

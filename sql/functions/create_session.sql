@@ -1,6 +1,7 @@
 -- Creates a session for `_user_id` and records Genesis.Session.Created (with its inbox and
 -- outbox rows) in the caller's transaction.
-CREATE OR REPLACE FUNCTION create_session(_user_id text, _request_id text DEFAULT NULL)
+CREATE OR REPLACE FUNCTION create_session(_user_id text, _request_id text DEFAULT NULL,
+                                          _traceparent text DEFAULT NULL, _tracestate text DEFAULT NULL)
 RETURNS jsonb
 LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
@@ -18,7 +19,7 @@ BEGIN
     RETURNING id INTO _command_id;
     PERFORM genesis_append_event(_session.id, 'Genesis.Session.Created',
                                  jsonb_build_object('user_id', _user_id, 'stage', _session.stage),
-                                 _command_id, _user_id, _request_id);
+                                 _command_id, _user_id, _request_id, _traceparent, _tracestate);
 
     SELECT * INTO _session FROM genesis_sessions s WHERE s.id = _session.id;
     RETURN genesis_session_json(_session);
