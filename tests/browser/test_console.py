@@ -176,3 +176,24 @@ async def test_without_dev_mode_the_console_says_how_to_get_a_token(
     await page.get_by_test_id("create-session").click()  # no token: the API's own answer is shown
     await expect(page.get_by_test_id("result-status")).to_have_text("401")
     await expect(page.get_by_test_id("result-body")).to_contain_text("UNAUTHORIZED")
+
+
+async def test_the_live_list_shows_where_each_event_landed_on_kafka(
+    start_console: StartConsole, page: Page, database_url: str, kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    from tests.relay_harness import open_rig
+
+    async with open_rig(database_url, kafka_bootstrap, tmp_path) as rig:
+        await _open_with_dev_token(page, await start_console(kafka_topic=rig.topic))
+        await page.get_by_test_id("create-session").click()
+        created = _events(page, "Genesis.Session.Created")
+        await expect(created).to_have_count(1)
+        await expect(created.locator('[data-field="kafka"]')).to_have_text("not on Kafka yet")
+        await rig.start_relay()  # only now can it land
+        event_id = await created.locator('[data-field="event_id"]').get_attribute("title")
+        assert event_id
+        await rig.consumer.wait_for({event_id}, within=15)
+        record = rig.consumer.received(event_id)
+        await expect(created.locator('[data-field="kafka"]')).to_have_text(
+            f"on Kafka: partition {record.partition}, offset {record.offset}"
+        )
