@@ -8,6 +8,7 @@ import secrets
 import sys
 from pathlib import Path
 
+from genesis import tracing
 from genesis.localservices import LocalBroker, LocalPostgres, default_state_dir
 from genesis.migrate import migrate
 from genesis.runner import run_services, serve_api, serve_relay
@@ -43,6 +44,7 @@ def run_dev(settings: Settings) -> int:
             )
         )
         _welcome(settings)
+        tracing.setup("genesis-dev")  # one process, one TracerProvider: API and relay spans under one name
         return run_services([lambda stop: serve_api(settings, stop), lambda stop: serve_relay(settings, stop)])
     finally:
         if broker is not None:

@@ -1,5 +1,8 @@
 -- Creates a session for `_user_id` and records Genesis.Session.Created (with its inbox and
 -- outbox rows) in the caller's transaction.
+-- The signature before the trailing parameters were added: a second function beside this one would make
+-- calls that name only the old arguments ambiguous. Dropped in the same transaction that creates this one.
+DROP FUNCTION IF EXISTS create_session(text, text);
 CREATE OR REPLACE FUNCTION create_session(_user_id text, _request_id text DEFAULT NULL,
                                           _traceparent text DEFAULT NULL, _tracestate text DEFAULT NULL)
 RETURNS jsonb

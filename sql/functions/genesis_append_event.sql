@@ -3,6 +3,9 @@
 -- The outbox headers are the record's Kafka headers as they will be sent: ours, the CloudEvents 1.0
 -- Kafka binding (binary mode; the value is the event JSON) and the W3C trace context of the request
 -- that caused the event, kept in the same transaction so the relay only copies them.
+-- The signature before the trailing parameters were added: a second function beside this one would make
+-- calls that name only the old arguments ambiguous. Dropped in the same transaction that creates this one.
+DROP FUNCTION IF EXISTS genesis_append_event(uuid, text, jsonb, uuid, text, text);
 CREATE OR REPLACE FUNCTION genesis_append_event(
     _session_id uuid, _event_type text, _payload jsonb, _correlation_id uuid,
     _user_id text, _request_id text, _traceparent text DEFAULT NULL, _tracestate text DEFAULT NULL)

@@ -1,6 +1,9 @@
 -- Settles published rows as SENT, one statement per batch. Fenced: only rows still held by
 -- `_claim_token` change. `_partitions` / `_offsets` (in the order of `_ids`, from the broker's
 -- acknowledgement) record where each row landed. Returns how many rows changed.
+-- The signature before the trailing parameters were added: a second function beside this one would make
+-- calls that name only the old arguments ambiguous. Dropped in the same transaction that creates this one.
+DROP FUNCTION IF EXISTS mark_outbox_sent(uuid, bigint[]);
 CREATE OR REPLACE FUNCTION mark_outbox_sent(_claim_token uuid, _ids bigint[],
                                             _partitions integer[] DEFAULT NULL, _offsets bigint[] DEFAULT NULL)
 RETURNS integer

@@ -3,6 +3,9 @@
 -- JSON fields for the error body), so a refused command leaves nothing behind.
 -- The API runs it at REPEATABLE READ and retries serialization failures; from psql it is just
 --   SELECT * FROM submit_command('<session>', 'ConfirmStage', '{"stage": "..."}', '<user>');
+-- The signature before the trailing parameters were added: a second function beside this one would make
+-- calls that name only the old arguments ambiguous. Dropped in the same transaction that creates this one.
+DROP FUNCTION IF EXISTS submit_command(uuid, text, jsonb, text, text, text);
 CREATE OR REPLACE FUNCTION submit_command(
     _session_id uuid, _command_type text, _payload jsonb, _user_id text,
     _idempotency_key text DEFAULT NULL, _request_id text DEFAULT NULL,

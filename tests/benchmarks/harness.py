@@ -56,7 +56,23 @@ def api_stack(name: str) -> Iterator[Stack]:
         yield Stack(dsn, f"http://127.0.0.1:{port}", env, workdir)
     finally:
         if api is not None:
-            api.send_signal(signal.SIGTERM)
-            api.wait(15)
+            stop(api)
         if server is not None:
             server.stop()
+
+
+@contextlib.contextmanager
+def another_api(stack: Stack, **settings: str) -> Iterator[str]:
+    """A second `genesis api` on the stack's database, with `settings` added; yields its base URL."""
+    port = free_port()
+    api = subprocess.Popen([genesis_command(), "api"], env={**stack.env, "API_PORT": str(port), **settings})
+    try:
+        wait_for_port(port, process=api)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        stop(api)
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    process.send_signal(signal.SIGTERM)
+    process.wait(15)
