@@ -63,7 +63,9 @@ def setup(service_name: str, *, instrument_api: bool = False) -> None:
         instrumentor = AioHttpServerInstrumentor()
         if not instrumentor.is_instrumented_by_opentelemetry:
             instrumentor.instrument()
-        if _exporting:
+        # The auto-instrumentation's setting: OTEL_PYTHON_DISABLED_INSTRUMENTATIONS=asyncpg saves a span a query.
+        disabled = os.environ.get("OTEL_PYTHON_DISABLED_INSTRUMENTATIONS", "")
+        if _exporting and "asyncpg" not in {name.strip() for name in disabled.split(",")}:
             from opentelemetry.instrumentation.asyncpg import AsyncPGInstrumentor
 
             pg = AsyncPGInstrumentor()  # type: ignore[no-untyped-call]
