@@ -9,10 +9,12 @@ import uuid
 from collections.abc import Callable
 from datetime import datetime
 
+import jsonschema
 from aiohttp.test_utils import TestClient
 from aiohttp.web import Application, Request
 from cloudevents.kafka import KafkaMessage, from_binary
 
+from api import openapi
 from genesis import db
 from tests.relay_harness import Rig, all_sent, eventually, new_session, submit
 
@@ -74,6 +76,7 @@ async def test_a_sent_row_says_where_it_landed_in_the_cli_and_the_events_api(
     for event in page["events"]:
         record = rig.consumer.received(event["event_id"])
         assert event["kafka"] == {"partition": record.partition, "offset": record.offset}
+        jsonschema.validate(event["kafka"], openapi.document()["components"]["schemas"]["Event"]["properties"]["kafka"])
         code, out, err = await rig.cli("outbox", "show", "--event-id", event["event_id"])
         assert code == 0, err
         shown = json.loads(out)
