@@ -139,3 +139,22 @@ async def test_one_command_is_one_trace_from_the_request_to_the_record(rig: Rig,
             return {"POST /genesis/sessions", send} <= names
 
         await eventually(started_arrived, within=20, what="the spans of the trace the API started")
+
+
+async def test_without_otlp_settings_the_api_still_carries_the_trace_into_the_event(rig: Rig, tmp_path: Path) -> None:
+    token = issue_token(Settings(jwt_secret=JWT_SECRET), USER)
+    trace_id, caller_span = secrets.token_hex(16), secrets.token_hex(8)
+    async with _api(rig, tmp_path) as base, aiohttp.ClientSession(headers={"Authorization": f"Bearer {token}"}) as http:
+        async with http.post(
+            f"{base}/genesis/sessions", headers={"traceparent": _traceparent(trace_id, caller_span)}
+        ) as r:
+            continued = (await r.json())["id"]
+        async with http.post(f"{base}/genesis/sessions") as r:
+            started = (await r.json())["id"]
+    query = "SELECT metadata->>'traceparent' FROM domain_events WHERE aggregate_id = $1"
+    carried = await rig.pool.fetchval(query, uuid.UUID(continued))
+    assert _trace_id(carried) == trace_id
+    assert carried.endswith("-01")  # the caller sampled it: so it stays, for whoever records it downstream
+    new = await rig.pool.fetchval(query, uuid.UUID(started))
+    assert _trace_id(new) not in (trace_id, "0" * 32)
+    assert int(new.rsplit("-", 1)[1], 16) & 1 == 0  # not sampled: ids only, nothing here records or exports it
