@@ -13,7 +13,7 @@ from api.cors import cors_headers, cors_middleware
 from api.live import EVENTS_CHANNEL, EventHub
 from api.middlewares import auth_middleware, error_middleware, request_id_header, request_id_middleware
 from api.requests import MAX_BODY_BYTES
-from genesis import db
+from genesis import db, tracing
 from genesis.listener import Listener
 from genesis.settings import Settings
 from genesis.tokens import TokenVerifier
@@ -28,6 +28,7 @@ def create_app(settings: Settings) -> web.Application:
         # Order matters: the request id wraps everything, metrics see the final status, CORS answers
         # preflights, errors are shaped inside it, auth runs last.
         middlewares=[
+            *tracing.api_middlewares(),  # the caller's trace context, when tracing is set up without export
             request_id_middleware,
             metrics.metrics_middleware,
             cors_middleware,
