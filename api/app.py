@@ -14,7 +14,7 @@ from api.live import EVENTS_CHANNEL, PROGRESS_CHANNEL, EventHub
 from api.middlewares import auth_middleware, error_middleware, request_id_header, request_id_middleware
 from api.requests import MAX_BODY_BYTES
 from api.stream_limits import StreamLimits
-from genesis import db
+from genesis import db, tracing
 from genesis.listener import Listener
 from genesis.settings import Settings
 from genesis.tokens import TokenVerifier
@@ -29,6 +29,7 @@ def create_app(settings: Settings) -> web.Application:
         # Order matters: the request id wraps everything, metrics see the final status, CORS answers
         # preflights, errors are shaped inside it, auth runs last.
         middlewares=[
+            *tracing.api_middlewares(),  # the caller's trace context, when tracing is set up without export
             request_id_middleware,
             metrics.metrics_middleware,
             cors_middleware,
@@ -67,6 +68,7 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
         settings.database_url,
         application_name="genesis-api",
         kafka_topic=settings.kafka_topic,
+        cloudevents_source=settings.cloudevents_source,
         max_size=settings.db_pool_max,
     )
     yield

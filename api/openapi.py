@@ -61,12 +61,11 @@ def _errors(*statuses: int) -> dict[str, Any]:
     names = {
         400: "Malformed JSON, or a header over its limit (HEADER_TOO_LARGE)",
         401: "Missing or invalid token",
-        403: f"The token lacks the {AGENT_SCOPE!r} scope",
+        403: f"The token lacks the scope this route needs (FORBIDDEN; the agent routes need {AGENT_SCOPE!r})",
         404: "Not found (or not yours)",
         409: "Refused by the session's state",
         413: f"Body over {MAX_BODY_BYTES // 1024} KiB",
         415: "Body is not JSON",
-        403: "The token lacks the scope this route needs (FORBIDDEN)",
         422: "Invalid request",
         429: "Too many open event streams for this user (TOO_MANY_STREAMS); see Retry-After",
         503: "Try again (see Retry-After when given)",
@@ -77,6 +76,17 @@ def _errors(*statuses: int) -> dict[str, Any]:
 _SESSION_ID = {"name": "session_id", "in": "path", "required": True, "schema": {"type": "string", "format": "uuid"}}
 _COMMAND_ID = {"name": "command_id", "in": "path", "required": True, "schema": {"type": "string", "format": "uuid"}}
 _TASK_ID = {**_COMMAND_ID, "description": "The async command whose task this is"}
+# W3C Trace Context: the caller's trace, continued by the API and stored with the events the request causes
+# (sent as Kafka headers of their records). Without one the API starts a trace.
+_TRACE_CONTEXT = [
+    {
+        "name": "traceparent",
+        "in": "header",
+        "description": "W3C traceparent, e.g. 00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+        "schema": {"type": "string", "pattern": "^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$"},
+    },
+    {"name": "tracestate", "in": "header", "description": "W3C tracestate", "schema": {"type": "string"}},
+]
 _AFTER = {"name": "after", "in": "query", "schema": {"type": "integer", "minimum": 0, "default": 0}}
 
 
@@ -183,8 +193,29 @@ def _schemas() -> dict[str, Any]:
                 "aggregate_id": {"type": "string", "format": "uuid"},
                 "aggregate_version": {"type": "integer", "minimum": 1},
                 "payload": {"type": "object"},
-                "metadata": {"type": "object"},
+                "metadata": {
+                    "type": "object",
+                    "description": "user_id, source_service, request_id, timestamp; and the W3C `traceparent` / "
+                    "`tracestate` of the request that caused the event, when it was traced",
+                },
                 "created_at": ts,
+                "kafka": {
+                    "description": "Where the event's record landed on Kafka, once the relay has sent it: "
+                    "null before (and after its outbox row is pruned). In the events read and the stream's "
+                    "replay; a live stream event is sent at commit, before it can have landed, so a client "
+                    "that wants it reads `GET …/events?after=` again.",
+                    "oneOf": [
+                        {
+                            "type": "object",
+                            "required": ["partition", "offset"],
+                            "properties": {
+                                "partition": {"type": "integer", "minimum": 0},
+                                "offset": {"type": "integer", "minimum": 0},
+                            },
+                        },
+                        {"type": "null"},
+                    ],
+                },
             },
         },
         "EventPage": {
@@ -235,6 +266,7 @@ def document() -> dict[str, Any]:
                 "post": {
                     "operationId": "create_session",
                     "security": secured,
+                    "parameters": _TRACE_CONTEXT,
                     "requestBody": {"required": False, "content": {"application/json": {"schema": {"type": "object"}}}},
                     "responses": {"201": _json(_ref("Session"), "Session created"), **_errors(400, 401, 413, 415, 422)},
                 }
@@ -258,6 +290,7 @@ def document() -> dict[str, Any]:
                             "in": "header",
                             "schema": {"type": "string", "minLength": 1, "maxLength": 255},
                         },
+                        *_TRACE_CONTEXT,
                     ],
                     "requestBody": {
                         "required": True,

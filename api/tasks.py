@@ -10,6 +10,7 @@ from aiohttp import web
 
 from api import state
 from api.requests import json_body, path_uuid
+from api.scopes import require_scope
 from genesis import db, errors
 from genesis.logs import bind
 from genesis.tokens import AGENT_SCOPE
@@ -47,12 +48,6 @@ class TaskCompletion(_Body):
 BODIES: dict[str, type[_Body]] = {"TaskProgress": TaskProgress, "TaskCompletion": TaskCompletion}
 
 
-def require_agent(request: web.Request) -> None:
-    # A local check until a shared scope helper exists; the API's only scoped routes are these.
-    if AGENT_SCOPE not in request[state.PRINCIPAL].scopes:
-        raise errors.Forbidden(f"This route needs a token with the {AGENT_SCOPE!r} scope", required_scope=AGENT_SCOPE)
-
-
 async def _body(request: web.Request, model: type[_Body]) -> dict[str, Any]:
     body = await json_body(request, required=True)
     if not isinstance(body, dict):
@@ -66,7 +61,7 @@ async def _body(request: web.Request, model: type[_Body]) -> dict[str, Any]:
 
 @routes.post("/genesis/tasks/{command_id}/progress", name="report_progress")
 async def report_progress(request: web.Request) -> web.Response:
-    require_agent(request)
+    require_scope(request, AGENT_SCOPE)
     command_id = path_uuid(request, "command_id", errors.CommandNotFound)
     bind(command_id=str(command_id), correlation_id=str(command_id))
     body = await _body(request, TaskProgress)
@@ -85,7 +80,7 @@ async def report_progress(request: web.Request) -> web.Response:
 
 @routes.post("/genesis/tasks/{command_id}/complete", name="complete_task")
 async def complete_task(request: web.Request) -> web.Response:
-    require_agent(request)
+    require_scope(request, AGENT_SCOPE)
     command_id = path_uuid(request, "command_id", errors.CommandNotFound)
     bind(command_id=str(command_id), correlation_id=str(command_id))
     body = await _body(request, TaskCompletion)

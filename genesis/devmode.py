@@ -10,6 +10,7 @@ import signal
 import sys
 from pathlib import Path
 
+from genesis import tracing
 from genesis.devagent import serve_agent
 from genesis.localservices import LocalBroker, LocalPostgres, default_state_dir
 from genesis.migrate import migrate
@@ -40,8 +41,16 @@ def run_dev(settings: Settings) -> int:
             changes["jwt_secret"] = _dev_secret(state)
         settings = dataclasses.replace(settings, **changes)  # type: ignore[arg-type]
 
-        asyncio.run(migrate(settings.database_url, kafka_topic=settings.kafka_topic, log=_say))
+        asyncio.run(
+            migrate(
+                settings.database_url,
+                kafka_topic=settings.kafka_topic,
+                cloudevents_source=settings.cloudevents_source,
+                log=_say,
+            )
+        )
         _welcome(settings)
+        tracing.setup("genesis-dev")  # one process, one TracerProvider: API and relay spans under one name
         # One line per service; each runs until Ctrl-C (or until one fails, which stops them all).
         services: list[Service] = [
             lambda stop: serve_api(settings, stop),

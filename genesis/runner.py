@@ -44,7 +44,9 @@ async def _run(services: Sequence[Service]) -> int:
 async def serve_api(settings: Settings, stop: asyncio.Event) -> None:
     from api.app import create_app
     from api.server import ApiRunner, quiet_bad_requests
+    from genesis import tracing
 
+    tracing.setup("genesis-api", instrument_api=True)  # before create_app: its Application gets the middleware
     quiet_bad_requests()
     runner = ApiRunner(create_app(settings), settings, access_log=None, handle_signals=False, shutdown_timeout=5)
     await runner.setup()
@@ -57,6 +59,8 @@ async def serve_api(settings: Settings, stop: asyncio.Event) -> None:
 
 
 async def serve_relay(settings: Settings, stop: asyncio.Event) -> None:
+    from genesis import tracing
     from relay.service import run_relay
 
+    tracing.setup("genesis-relay")
     await run_relay(settings, stop)

@@ -21,6 +21,7 @@ class Settings:
     kafka_bootstrap_servers: str = ""
     kafka_topic: str = "domain-events"
     kafka_enable_idempotence: bool | None = None  # None: auto, decided at relay start (relay/brokerinfo.py)
+    cloudevents_source: str = "/infinitescribe/genesis"  # ce_source of every record (a URI-reference)
     jwt_secret: str = ""
     jwt_public_key: str = ""
     jwt_jwks_url: str = ""  # an identity provider's JWKS document; the token's kid picks the key
@@ -76,6 +77,7 @@ class Settings:
             kafka_bootstrap_servers=_get(e, "KAFKA_BOOTSTRAP_SERVERS", str, d.kafka_bootstrap_servers),
             kafka_topic=_get(e, "KAFKA_TOPIC", _nonempty, d.kafka_topic),
             kafka_enable_idempotence=_get(e, "KAFKA_ENABLE_IDEMPOTENCE", _auto_bool, d.kafka_enable_idempotence),
+            cloudevents_source=_get(e, "CLOUDEVENTS_SOURCE", _nonempty, d.cloudevents_source),
             jwt_secret=_get(e, "JWT_SECRET", str, d.jwt_secret),
             jwt_public_key=_get(e, "JWT_PUBLIC_KEY", str, d.jwt_public_key),
             jwt_jwks_url=_get(e, "JWT_JWKS_URL", _http_url, d.jwt_jwks_url),
@@ -217,12 +219,6 @@ def _positive_float(raw: str) -> float:
     if not value > 0:
         raise ValueError("expected a positive number of seconds")
     return value
-
-
-def _http_url(raw: str) -> str:
-    if not raw.startswith(("http://", "https://")):
-        raise ValueError("expected an http:// or https:// URL")
-    return raw
 
 
 def _csv(raw: str) -> tuple[str, ...]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
+import time
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
@@ -66,6 +67,9 @@ class Publisher:
             request_timeout_ms=int(timeout * 1000),
             retry_backoff_ms=100,
         )
+        # Where the acknowledged rows of the last publish() landed (id → partition, offset), and when it began.
+        self.landed: dict[int, tuple[int, int]] = {}
+        self.started_ns = 0
 
     async def start(self) -> None:
         await self._producer.start()
@@ -83,6 +87,7 @@ class Publisher:
         reach Kafka ahead of it.
         """
         errors: list[BaseException | None] = [None] * len(rows)
+        self.landed, self.started_ns = {}, time.time_ns()
         sending: list[tuple[asyncio.Future[object], list[int]]] = []
         try:
             async with asyncio.timeout(self.longest):
@@ -106,6 +111,9 @@ class Publisher:
             if isinstance(result, BaseException):
                 for i in indexes:
                     errors[i] = result
+            elif result is not None:  # the batch's RecordMetadata: its base offset, rows in append order
+                meta: Any = result
+                self.landed.update((rows[i].id, (meta.partition, meta.offset + n)) for n, i in enumerate(indexes))
         return errors
 
     async def _send(

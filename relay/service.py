@@ -59,6 +59,7 @@ async def run_relay(settings: Settings, stop: asyncio.Event) -> None:
         settings.database_url,
         application_name="genesis-relay",
         kafka_topic=settings.kafka_topic,
+        cloudevents_source=settings.cloudevents_source,
         max_size=3,
         isolation="read_committed",
     )

@@ -18,7 +18,7 @@ import asyncpg
 
 from genesis import db
 from genesis.waits import first_set, stopped_within
-from relay import metrics
+from relay import metrics, tracing
 from relay.publisher import OutboxRow, Publisher, headers_from_json
 
 log = logging.getLogger("genesis.relay")
@@ -185,7 +185,13 @@ class RelayWorker:
     async def _settle_sent(self, token: Any, rows: list[OutboxRow]) -> int:
         if not rows:
             return 0
-        count: int = await self._pool.fetchval("SELECT mark_outbox_sent($1, $2)", token, [r.id for r in rows])
+        landed = self._publisher.landed
+        tracing.record_sends(rows, landed, self._publisher.started_ns)
+        where = [landed.get(r.id, (None, None)) for r in rows]
+        count: int = await self._pool.fetchval(
+            "SELECT mark_outbox_sent($1, $2, $3, $4)", token, [r.id for r in rows], [w[0] for w in where],
+            [w[1] for w in where],
+        )  # fmt: skip
         metrics.PUBLISHED.inc(count)
         if count < len(rows):
             # Another relay took these over after our lease ran out; it settles them, we do not.

@@ -57,7 +57,29 @@ def api_stack(name: str) -> Iterator[Stack]:
         yield Stack(dsn, f"http://127.0.0.1:{port}", env, workdir, api.pid)
     finally:
         if api is not None:
-            api.send_signal(signal.SIGTERM)
-            api.wait(15)
+            stop(api)
         if server is not None:
             server.stop()
+
+
+@contextlib.contextmanager
+def another_api(stack: Stack, **settings: str) -> Iterator[tuple[str, int]]:
+    """A second `genesis api` on the stack's database, with `settings` added; yields its base URL and pid."""
+    port = free_port()
+    api = subprocess.Popen([genesis_command(), "api"], env={**stack.env, "API_PORT": str(port), **settings})
+    try:
+        wait_for_port(port, process=api)
+        yield f"http://127.0.0.1:{port}", api.pid
+    finally:
+        stop(api)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU a process has used (Linux /proc), so a cost per request survives a busy neighbour."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    process.send_signal(signal.SIGTERM)
+    process.wait(15)

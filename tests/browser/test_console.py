@@ -221,3 +221,24 @@ async def test_the_console_shows_an_agents_progress_and_the_proposed_concepts(
     await expect(task).to_have_attribute("data-state", "done")
     await expect(task).to_contain_text("ConceptProposed")
     await page.screenshot(path=tmp_path / "proposed.png", full_page=True)
+
+
+async def test_the_live_list_shows_where_each_event_landed_on_kafka(
+    start_console: StartConsole, page: Page, database_url: str, kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    from tests.relay_harness import open_rig
+
+    async with open_rig(database_url, kafka_bootstrap, tmp_path) as rig:
+        await _open_with_dev_token(page, await start_console(kafka_topic=rig.topic))
+        await page.get_by_test_id("create-session").click()
+        created = _events(page, "Genesis.Session.Created")
+        await expect(created).to_have_count(1)
+        await expect(created.locator('[data-field="kafka"]')).to_have_text("not on Kafka yet")
+        await rig.start_relay()  # only now can it land
+        event_id = await created.locator('[data-field="event_id"]').get_attribute("title")
+        assert event_id
+        await rig.consumer.wait_for({event_id}, within=15)
+        record = rig.consumer.received(event_id)
+        await expect(created.locator('[data-field="kafka"]')).to_have_text(
+            f"on Kafka: partition {record.partition}, offset {record.offset}"
+        )

@@ -247,6 +247,34 @@ function showMessage(message) {
   ui.events.append(eventItem(event));
   ui.events.lastElementChild.scrollIntoView({ block: "nearest" });
   refreshSoon();
+  landSoon();
+}
+
+// Where each shown event landed on Kafka: live events come at commit, before the relay sends them, so
+// the list re-reads the events API (its `kafka` object) from the oldest event not yet on Kafka, while any is.
+let landTimer = null;
+function landSoon(delay = 300) {
+  clearTimeout(landTimer);
+  landTimer = setTimeout(guard(checkLanding), delay);
+}
+
+async function checkLanding() {
+  const waiting = [...ui.events.querySelectorAll('li[data-landed="no"]')];
+  if (!waiting.length || !state.session) return;
+  const after = Math.min(...waiting.map((li) => Number(li.dataset.sequence))) - 1;
+  const { response, json } = await call("GET", `/genesis/sessions/${state.session.id}/events?after=${after}&limit=500`);
+  if (!response.ok || !json) return landSoon(2000);
+  for (const event of json.events) {
+    const li = ui.events.querySelector(`li[data-sequence="${event.sequence}"]`);
+    if (li && event.kafka) showLanding(li, event.kafka);
+  }
+  if (ui.events.querySelector('li[data-landed="no"]')) landSoon(1000);
+}
+
+function showLanding(li, kafka) {
+  const where = li.querySelector('[data-field="kafka"]');
+  li.dataset.landed = kafka ? "yes" : "no";
+  where.textContent = kafka ? `on Kafka: partition ${kafka.partition}, offset ${kafka.offset}` : "not on Kafka yet";
 }
 
 function field(label, value, name, title = "") {
@@ -279,6 +307,7 @@ function eventItem(event) {
     field("event_id", `event ${short(event.event_id)}`, "event_id", event.event_id),
     field("correlation_id", `command ${short(event.correlation_id)}`, "correlation_id", event.correlation_id || ""),
     field("created_at", new Date(event.created_at).toLocaleTimeString(), "created_at", event.created_at),
+    field("kafka", "", "kafka", "where the relay's record landed (GET …/events: kafka)"),
   );
   const details = document.createElement("details");
   const summary = document.createElement("summary");
@@ -300,6 +329,7 @@ function eventItem(event) {
     li.append(list);
   }
   li.append(details);
+  showLanding(li, event.kafka);
   return li;
 }
 
