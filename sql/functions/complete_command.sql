@@ -13,6 +13,7 @@ DECLARE
     _event domain_events;
     _result_event_type text;
     _earlier uuid;
+    _trace jsonb;
 BEGIN
     IF _outcome IS NULL OR _outcome NOT IN ('COMPLETED', 'FAILED') THEN
         PERFORM genesis_refuse('GS423', 'outcome must be COMPLETED or FAILED',
@@ -49,10 +50,12 @@ BEGIN
                                jsonb_build_object('command_id', _command_id, 'command_status', _command.status));
     END IF;
 
+    -- The result event continues the trace of the request that sent the command (CONTRACT §6).
+    SELECT e.metadata INTO _trace FROM domain_events e WHERE e.correlation_id = _command_id ORDER BY e.id LIMIT 1;
     _event := genesis_append_event(
         _command.session_id, _result_event_type,
         jsonb_build_object('command_id', _command.id, 'command_type', _command.command_type, 'result', _result),
-        _command.id, _command.user_id, _command.request_id);
+        _command.id, _command.user_id, _command.request_id, _trace ->> 'traceparent', _trace ->> 'tracestate');
 
     UPDATE command_inbox c
        SET status = _outcome, result = _result, updated_at = now(), completed_at = now(),

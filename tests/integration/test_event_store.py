@@ -190,3 +190,26 @@ async def test_a_commit_notifies_both_channels_a_refusal_neither(database_url: s
         assert received == [("genesis_outbox_v1", ""), ("genesis_events_v1", session)]
     finally:
         await listener.close()
+
+
+async def test_a_result_event_continues_the_trace_of_the_command_it_settles(conn: Conn) -> None:
+    traceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    session_id = await new_session(conn)
+    row = await conn.fetchrow(
+        "SELECT * FROM submit_command($1, $2, $3, $4, NULL, NULL, $5, $6)",
+        uuid.UUID(session_id),
+        "RequestConceptGeneration",
+        {"count": 1},
+        "relay-tester",
+        traceparent,
+        "vendor=1",
+    )
+    assert row is not None
+    await complete(conn, str(row["command_id"]))
+    result = await conn.fetchrow(
+        """SELECT e.metadata, o.headers FROM domain_events e JOIN event_outbox o USING (event_id)
+            WHERE e.event_type = 'Genesis.Session.ConceptProposed'"""
+    )
+    assert result is not None
+    assert (result["metadata"]["traceparent"], result["metadata"]["tracestate"]) == (traceparent, "vendor=1")
+    assert (result["headers"]["traceparent"], result["headers"]["tracestate"]) == (traceparent, "vendor=1")
