@@ -1,6 +1,8 @@
 // The Genesis developer console: a token, a session, commands from the served catalogue, live events.
 // Plain DOM, no framework; every server value goes through textContent, never innerHTML.
 import { EventStream } from "./sse.js";
+import { field, short } from "./dom.js";
+import { TaskList } from "./tasks.js";
 
 const $ = (id) => document.querySelector(`[data-testid="${id}"]`);
 const store = window.sessionStorage; // per tab, gone when it closes: a pasted token does not linger
@@ -14,6 +16,7 @@ const ui = {
   body: $("result-body"), curl: $("result-curl"),
   streamState: $("stream-state"), streamDetail: $("stream-detail"), events: $("event-list"), tasks: $("task-list"),
 };
+const tasks = new TaskList(ui.tasks, (data) => note(`unreadable progress: ${data}`));
 const state = { session: null, examples: {}, payloadSchemas: {}, stages: [], stream: null, lastSeq: 0 };
 
 // --- HTTP -------------------------------------------------------------------------------------
@@ -219,7 +222,7 @@ function setStreamState(name, detail = "") {
 function follow(sessionId) {
   if (state.stream) state.stream.stop();
   ui.events.replaceChildren();
-  ui.tasks.replaceChildren();
+  tasks.clear();
   state.lastSeq = 0;
   const stream = new EventStream(`/genesis/sessions/${sessionId}/events/stream`, {
     authorization,
@@ -233,7 +236,7 @@ function follow(sessionId) {
 }
 
 function showMessage(message) {
-  if (message.event === "task-progress") return showProgress(message);
+  if (message.event === "task-progress") return tasks.progress(message);
   if (message.event === "overflow") {
     note("The server ended the stream (this client fell behind); resuming from the last id.");
     return;
@@ -243,7 +246,7 @@ function showMessage(message) {
   if (event.sequence <= state.lastSeq) return; // already shown
   state.lastSeq = event.sequence;
   setStreamState("live", `last event #${event.sequence} at ${clock()}`);
-  if (event.payload && event.payload.command_id) settleTask(event.payload.command_id, event.event_type);
+  if (event.payload && event.payload.command_id) tasks.settle(event.payload.command_id, event.event_type);
   ui.events.append(eventItem(event));
   ui.events.lastElementChild.scrollIntoView({ block: "nearest" });
   refreshSoon();
@@ -276,17 +279,6 @@ function showLanding(li, kafka) {
   li.dataset.landed = kafka ? "yes" : "no";
   where.textContent = kafka ? `on Kafka: partition ${kafka.partition}, offset ${kafka.offset}` : "not on Kafka yet";
 }
-
-function field(label, value, name, title = "") {
-  const span = document.createElement("span");
-  span.className = `field ${name}`;
-  span.dataset.field = name;
-  span.title = title || label;
-  span.textContent = value;
-  return span;
-}
-
-const short = (id) => (id ? id.slice(0, 8) : "none");
 
 function eventItem(event) {
   const li = document.createElement("li");
@@ -331,42 +323,6 @@ function eventItem(event) {
   li.append(details);
   showLanding(li, event.kafka);
   return li;
-}
-
-// --- task progress (event: task-progress, no id: live only, never replayed) ------------------
-
-function taskRow(commandId) {
-  const found = [...ui.tasks.children].find((li) => li.dataset.commandId === commandId);
-  if (found) return found;
-  const li = document.createElement("li");
-  li.dataset.testid = "task";
-  li.dataset.commandId = commandId;
-  li.dataset.state = "running";
-  const bar = document.createElement("progress");
-  bar.max = 100;
-  bar.value = 0;
-  li.append(field("command_id", `task ${short(commandId)}`, "command_id", commandId), bar,
-    field("message", "", "message"));
-  ui.tasks.append(li);
-  return li;
-}
-
-function showProgress(message) {
-  let data;
-  try { data = JSON.parse(message.data); } catch { return note(`unreadable progress: ${message.data}`); }
-  const li = taskRow(data.command_id);
-  if (li.dataset.state === "done") return; // a late report after the result
-  li.querySelector("progress").value = data.progress;
-  li.dataset.progress = String(data.progress);
-  li.querySelector('[data-field="message"]').textContent = `${data.progress}% ${data.message || ""}`.trim();
-}
-
-function settleTask(commandId, eventType) {
-  const li = [...ui.tasks.children].find((row) => row.dataset.commandId === commandId);
-  if (!li) return;
-  li.dataset.state = "done";
-  li.querySelector("progress").value = 100;
-  li.querySelector('[data-field="message"]').textContent = eventType.split(".").pop();
 }
 
 function note(text) {
