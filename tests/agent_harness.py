@@ -6,14 +6,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import json
 import os
-import signal
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import aiohttp
 from aiohttp import web
@@ -21,57 +19,21 @@ from aiohttp import web
 from api.app import create_app
 from genesis.settings import Settings
 from relay.service import run_relay
-from tests.relay_harness import eventually, genesis_command
+from tests.processes import ServiceProcess, genesis_command
+from tests.relay_harness import eventually
 from tests.topic import create_topic
 
 
-class AgentProcess:
+class AgentProcess(ServiceProcess):
     """One `genesis agent --dev` subprocess; its JSON log lines go to `log_path`."""
 
     def __init__(self, env: dict[str, str], log_path: Path, argv: tuple[str, ...] = ()) -> None:
-        self.argv = argv or (genesis_command(), "agent", "--dev")
-        self.env = env
-        self.log_path = log_path
-        self.process: asyncio.subprocess.Process | None = None
-        self._log: IO[bytes] | None = None
-
-    async def start(self) -> AgentProcess:
-        self._log = self.log_path.open("ab")
-        self.process = await asyncio.create_subprocess_exec(
-            *self.argv, env=self.env, stdout=asyncio.subprocess.DEVNULL, stderr=self._log
-        )
-        return self
-
-    def kill(self) -> None:
-        """SIGKILL: no chance to finish, commit or say goodbye."""
-        assert self.process is not None
-        os.kill(self.process.pid, signal.SIGKILL)
+        super().__init__(argv or (genesis_command(), "agent", "--dev"), env, log_path)
 
     async def terminate(self, within: float = 10) -> int:
         """SIGTERM; its exit code, which must come within `within` seconds (the contract's bound)."""
-        assert self.process is not None
-        self.process.send_signal(signal.SIGTERM)
-        return await asyncio.wait_for(self.process.wait(), within)
-
-    async def close(self) -> None:
-        if self.process is not None and self.process.returncode is None:
-            with contextlib.suppress(ProcessLookupError, TimeoutError):
-                await self.terminate(within=12)
-            if self.process.returncode is None:
-                self.kill()
-                await self.process.wait()
-        if self._log is not None:
-            self._log.close()
-            self._log = None
-
-    def logs(self) -> list[dict[str, Any]]:
-        lines = []
-        for raw in self.log_path.read_text(errors="replace").splitlines():
-            with contextlib.suppress(ValueError):
-                line = json.loads(raw)
-                if isinstance(line, dict):
-                    lines.append(line)
-        return lines
+        code, _ = await self.stop(within)
+        return code
 
     def assigned(self) -> list[int] | None:
         """The partitions of its latest assignment, None before the first."""

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from genesis.localservices import free_port, wait_for_port
 from tests.conftest import JWT_SECRET
-from tests.relay_harness import genesis_command
+from tests.processes import genesis_command
 
 
 @dataclass

@@ -16,7 +16,7 @@ import pytest
 
 from genesis.localservices import free_port, wait_for_port
 from tests.conftest import JWT_SECRET
-from tests.relay_harness import genesis_command
+from tests.processes import genesis_command
 
 GENESIS = genesis_command()
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from genesis.localservices import free_port
-from tests.relay_harness import genesis_command
+from tests.processes import genesis_command
 
 
 def _alive(pid: int) -> bool:

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.relay_harness import Rig, events_by_session, genesis_command, new_session, open_rig, submit
+from tests.processes import genesis_command
+from tests.relay_harness import Rig, events_by_session, new_session, open_rig, submit
 
 
 @pytest.fixture

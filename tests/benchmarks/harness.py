@@ -18,7 +18,7 @@ from genesis.localservices import LocalPostgres, free_port, wait_for_port
 from genesis.settings import Settings
 from genesis.tokens import issue_token
 from tests.conftest import fresh_database
-from tests.relay_harness import genesis_command
+from tests.processes import genesis_command
 
 SECRET = "bench-secret-" + "x" * 32
 USER = "bench"

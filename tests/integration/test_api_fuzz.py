@@ -28,7 +28,7 @@ from genesis.localservices import free_port, wait_for_port
 from genesis.settings import Settings
 from genesis.tokens import AGENT_SCOPE, issue_token
 from tests.conftest import JWT_SECRET
-from tests.relay_harness import genesis_command
+from tests.processes import genesis_command
 
 # Streams never end by themselves; they have their own tests (test_events_stream.py).
 SKIP = {("GET", "/genesis/sessions/{session_id}/events/stream")}

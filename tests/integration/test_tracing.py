@@ -19,7 +19,8 @@ from genesis.settings import Settings
 from genesis.tokens import issue_token
 from tests.conftest import JWT_SECRET
 from tests.otlp_receiver import OtlpReceiver, ReceivedSpan
-from tests.relay_harness import Rig, eventually, genesis_command
+from tests.processes import genesis_command
+from tests.relay_harness import Rig, eventually
 
 USER = "tracer"
 
