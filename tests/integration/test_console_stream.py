@@ -7,14 +7,12 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 import pytest
 
-from genesis import db
 from genesis.settings import Settings
 from genesis.tokens import issue_token
 from tests.api_process import running_api
@@ -46,13 +44,6 @@ const stream = new EventStream(`${base}/genesis/sessions/${sessionId}/events/str
 });
 stream.start();
 """
-
-
-@pytest.fixture
-async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool[Any]]:
-    p = await db.create_pool(database_url, application_name="test", kafka_topic="t", max_size=2)
-    yield p
-    await p.close()
 
 
 async def _until(lines: asyncio.StreamReader, seen: list[dict[str, Any]], check: Any, start: int = 0) -> None:

@@ -15,7 +15,6 @@ import aiohttp
 import asyncpg
 import pytest
 
-from genesis import db
 from genesis.settings import Settings
 from genesis.tokens import issue_token
 from tests.api_process import ApiProcess, running_api
@@ -33,13 +32,6 @@ BEGIN
     RETURN jsonb_build_object('sequence', _e.id);
 END $$
 """
-
-
-@pytest.fixture
-async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool[Any]]:
-    p = await db.create_pool(database_url, application_name="test", kafka_topic="t", max_size=2)
-    yield p
-    await p.close()
 
 
 @pytest.fixture

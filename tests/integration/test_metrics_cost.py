@@ -10,14 +10,12 @@ from __future__ import annotations
 import asyncio
 import statistics
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
 import asyncpg
 import pytest
 
-from genesis import db
 from genesis.settings import Settings
 from genesis.tokens import issue_token
 from tests.api_process import running_api
@@ -28,13 +26,6 @@ BACKLOG_SESSIONS = 20_000  # × 5 events = 100k PENDING outbox rows
 POLLERS = 16
 SAMPLES = 60
 REFRESH = 1.0
-
-
-@pytest.fixture
-async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool[Any]]:
-    p = await db.create_pool(database_url, application_name="test", kafka_topic="t", max_size=2)
-    yield p
-    await p.close()
 
 
 async def _latencies(http: aiohttp.ClientSession, url: str, headers: dict[str, str]) -> list[float]:

@@ -11,7 +11,6 @@ import aiohttp
 import asyncpg
 import pytest
 
-from genesis import db
 from genesis.settings import Settings
 from genesis.tokens import issue_token
 from tests.api_process import ApiProcess, running_api
@@ -25,13 +24,6 @@ TOTAL = 5
 
 def _auth(user: str, ttl: int = 600) -> dict[str, str]:
     return {"Authorization": f"Bearer {issue_token(Settings(jwt_secret=JWT_SECRET), user, ttl)}"}
-
-
-@pytest.fixture
-async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool[Any]]:
-    p = await db.create_pool(database_url, application_name="test", kafka_topic="t", max_size=2)
-    yield p
-    await p.close()
 
 
 @pytest.fixture
