@@ -62,9 +62,6 @@ class TokenVerifier:
         if self._jwks is not None:
             await self._jwks.close()
 
-    def user_id(self, authorization: str | None) -> str:
-        return self.verify(authorization).user_id
-
     async def authenticate(self, authorization: str | None) -> Principal:
         """What the API calls: with JWT_JWKS_URL the key may have to be fetched first (without blocking)."""
         token = _bearer(authorization)
@@ -77,12 +74,6 @@ class TokenVerifier:
         if kid is not None and not isinstance(kid, str):
             raise errors.Unauthorized("Invalid token: kid must be a string")
         return self._decode(token, await self._jwks.key_for(kid, alg))
-
-    def verify(self, authorization: str | None) -> Principal:
-        """Synchronous verification with a configured key (JWT_SECRET or JWT_PUBLIC_KEY)."""
-        if self._jwks is not None:
-            raise errors.Internal("JWKS keys are fetched: use authenticate()")
-        return self._decode(_bearer(authorization), self._key)
 
     def _decode(self, token: str, key: str | jwt.PyJWK) -> Principal:
         try:
