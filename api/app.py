@@ -8,12 +8,13 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from api import console, events, health, metrics, openapi, sessions, state
+from api import console, events, health, metrics, openapi, sessions, state, tasks
 from api.cors import cors_headers, cors_middleware
-from api.live import EVENTS_CHANNEL, EventHub
+from api.live import EVENTS_CHANNEL, PROGRESS_CHANNEL, EventHub
 from api.middlewares import auth_middleware, error_middleware, request_id_header, request_id_middleware
 from api.requests import MAX_BODY_BYTES
-from genesis import db
+from api.stream_limits import StreamLimits
+from genesis import db, tracing
 from genesis.listener import Listener
 from genesis.settings import Settings
 from genesis.tokens import TokenVerifier
@@ -28,6 +29,7 @@ def create_app(settings: Settings) -> web.Application:
         # Order matters: the request id wraps everything, metrics see the final status, CORS answers
         # preflights, errors are shaped inside it, auth runs last.
         middlewares=[
+            *tracing.api_middlewares(),  # the caller's trace context, when tracing is set up without export
             request_id_middleware,
             metrics.metrics_middleware,
             cors_middleware,
@@ -41,15 +43,23 @@ def create_app(settings: Settings) -> web.Application:
     app.on_response_prepare.append(cors_headers)
     app[state.SETTINGS] = settings
     app[state.VERIFIER] = TokenVerifier(settings)
+    app[state.STREAM_LIMITS] = StreamLimits(per_user=settings.sse_max_streams_per_user, total=settings.sse_max_streams)
     app.router.add_routes(health.routes)
     app.router.add_routes(metrics.routes)
     app.router.add_routes(sessions.routes)
     app.router.add_routes(events.routes)
+    app.router.add_routes(tasks.routes)
     app.router.add_routes(openapi.routes)
     console.setup(app, settings)  # the page; its dev-only token route only when settings.dev
+    app.on_cleanup.append(_close_verifier)
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_live_events)
+    app.cleanup_ctx.append(metrics.outbox_gauges)
     return app
+
+
+async def _close_verifier(app: web.Application) -> None:
+    await app[state.VERIFIER].close()  # its JWKS client session, if any
 
 
 async def _database(app: web.Application) -> AsyncIterator[None]:
@@ -58,6 +68,7 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
         settings.database_url,
         application_name="genesis-api",
         kafka_topic=settings.kafka_topic,
+        cloudevents_source=settings.cloudevents_source,
         max_size=settings.db_pool_max,
     )
     yield
@@ -70,7 +81,7 @@ async def _live_events(app: web.Application) -> AsyncIterator[None]:
     hub = app[state.HUB] = EventHub(app[state.POOL], buffer=settings.sse_buffer)
     listener = app[state.LISTENER] = Listener(
         settings.listen_dsn,
-        [EVENTS_CHANNEL],
+        [EVENTS_CHANNEL, PROGRESS_CHANNEL],
         on_notify=hub.notified,
         on_connect=hub.reconnected,
         application_name="genesis-api-listener",
@@ -84,7 +95,7 @@ async def _live_events(app: web.Application) -> AsyncIterator[None]:
 
 async def _watch_live_events(hub: EventHub, listener: Listener, stop: asyncio.Event) -> None:
     try:
-        await watch(stop, listener.run(stop), hub.run(stop), hub.reap(stop))
+        await watch(stop, listener.run(stop), hub.run(stop), hub.reap(stop), hub.run_progress(stop))
     except Exception:
         # No stream would get another event: say so, and end them rather than let them heartbeat on.
         log.exception("live events stopped; event streams are refused until the API restarts")

@@ -10,7 +10,8 @@ from api.middlewares import refusal
 from genesis import errors
 
 ALLOW_METHODS = "GET, POST, OPTIONS"
-ALLOW_HEADERS = "Authorization, Content-Type, Idempotency-Key, X-Request-ID, Last-Event-ID"
+# traceparent / tracestate: a browser app traced by OpenTelemetry JS continues its trace into the API.
+ALLOW_HEADERS = "Authorization, Content-Type, Idempotency-Key, X-Request-ID, Last-Event-ID, traceparent, tracestate"
 EXPOSE_HEADERS = "Location, X-Request-ID, Idempotent-Replayed"
 
 

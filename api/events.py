@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 import uuid
 from typing import Any
 
 from aiohttp import web
 
 from api import state
-from api.live import Subscription, frame
+from api.live import LIVE_ONLY, Subscription, frame
 from api.requests import path_uuid
 from genesis import db, errors
 
@@ -36,6 +37,12 @@ async def stream_events(request: web.Request) -> web.StreamResponse:
     """Replays what the client missed (Last-Event-ID or ?after=), then sends each new event live."""
     session_id = path_uuid(request, "session_id", errors.SessionNotFound)
     after = _resume_point(request)
+    principal = request[state.PRINCIPAL]
+    with request.app[state.STREAM_LIMITS].admit(principal.user_id):
+        return await _stream(request, session_id, after, principal.expires_at)
+
+
+async def _stream(request: web.Request, session_id: uuid.UUID, after: int, expires_at: float) -> web.StreamResponse:
     async with request.app[state.HUB].subscribe(str(session_id), request.transport) as subscription:
         # Read before the headers go out, so a missing session (404) or a failed read is still a whole answer.
         page = await _page(request, session_id, after)
@@ -44,7 +51,7 @@ async def stream_events(request: web.Request) -> web.StreamResponse:
         )
         await response.prepare(request)
         try:
-            await _send(request, response, subscription, session_id, page, after)
+            await _send(request, response, subscription, session_id, page, after, expires_at)
         except (ConnectionResetError, TimeoutError):
             pass  # the client left or stopped reading
         except asyncio.CancelledError:
@@ -66,29 +73,50 @@ async def _send(
     session_id: uuid.UUID,
     page: dict[str, Any],
     last: int,
+    expires_at: float,
 ) -> None:
     settings = request.app[state.SETTINGS]
-    while True:  # the replay, page by page; the hub already queues anything newer
-        for event in page["events"]:
-            await _write(response, frame(event).data, settings.sse_write_timeout)
-            last = event["sequence"]
-        if len(page["events"]) < MAX_LIMIT:
-            break
-        page = await _page(request, session_id, last)
+    last = await _replay(request, response, session_id, page, last)
+    # The callers' frames still hold the first page: empty it, or every idle stream keeps its replay in memory.
+    page.clear()
 
     while not subscription.overflowed:
+        left = expires_at - time.time()
+        if left <= 0:
+            # The token has expired: end the stream; the client comes back with a fresh one and Last-Event-ID.
+            with contextlib.suppress(Exception):
+                await _write(response, b"event: token-expired\ndata: {}\n\n", settings.sse_write_timeout)
+            return
         try:
-            async with asyncio.timeout(settings.sse_heartbeat):
+            async with asyncio.timeout(min(settings.sse_heartbeat, left)):
                 message = await subscription.queue.get()
         except TimeoutError:
-            await _write(response, b": heartbeat\n\n", settings.sse_write_timeout)
+            if expires_at > time.time():
+                await _write(response, b": heartbeat\n\n", settings.sse_write_timeout)
             continue
-        if message.sequence > last:  # the seam: what the replay already sent is not sent twice
+        if message.sequence == LIVE_ONLY:  # task progress: no id, so no seam to mind
+            await _write(response, message.data, settings.sse_write_timeout)
+        elif message.sequence > last:  # the seam: what the replay already sent is not sent twice
             await _write(response, message.data, settings.sse_write_timeout)
             last = message.sequence
     # Too slow to keep up: end the stream; the client resumes from its Last-Event-ID.
     with contextlib.suppress(Exception):
         await _write(response, b"event: overflow\ndata: {}\n\n", settings.sse_write_timeout)
+
+
+async def _replay(
+    request: web.Request, response: web.StreamResponse, session_id: uuid.UUID, page: dict[str, Any], last: int
+) -> int:
+    """Sends the replay page by page (the hub already queues anything newer); returns the last sequence sent.
+    A function of its own so that its locals (the pages, the last event) are gone once it returns."""
+    seconds = request.app[state.SETTINGS].sse_write_timeout
+    while True:
+        for event in page["events"]:
+            await _write(response, frame(event).data, seconds)
+            last = event["sequence"]
+        if len(page["events"]) < MAX_LIMIT:
+            return last
+        page = await _page(request, session_id, last)
 
 
 async def _page(request: web.Request, session_id: uuid.UUID, after: int, limit: int = MAX_LIMIT) -> dict[str, Any]:

@@ -3,6 +3,10 @@
 NOTIFY on `genesis_events_v1` carries only a session id. The hub then reads that session's new
 events once, from the table, and hands them to each subscriber's bounded queue. A subscriber that
 falls too far behind is told to end its stream (the client resumes with Last-Event-ID).
+
+NOTIFY on `genesis_task_progress_v1` carries a session id and a command id: an agent reported
+progress (CONTRACT §5, §9). The hub reads the task's latest progress and sends it to that session's
+streams as `event: task-progress` without an `id`: it is not an event of the session, not replayed.
 """
 
 from __future__ import annotations
@@ -11,18 +15,31 @@ import asyncio
 import contextlib
 import json
 import logging
+import random
+from collections import OrderedDict
 from collections.abc import AsyncIterator
 from typing import Any, NamedTuple
 
 import asyncpg
 
+from api.frame_queue import FrameQueue
 from genesis import db, errors
 from genesis.waits import first_set, stopped_within
 
 log = logging.getLogger("genesis.api.live")
 
 EVENTS_CHANNEL = "genesis_events_v1"
+PROGRESS_CHANNEL = "genesis_task_progress_v1"
 PAGE = 500
+RETRY_BASE = 0.05  # seconds before the first retry of a failed read; doubling up to RETRY_MAX
+RETRY_MAX = 2.0
+LIVE_ONLY = -1  # the sequence of a frame that has no id (task progress): sent as it comes, never replayed
+PROGRESS_SEEN = 10_000  # tasks whose last progress sent is remembered, so a folded wake-up does not repeat it
+
+TASK_PROGRESS = """
+    SELECT t.progress, t.progress_message, t.updated_at FROM async_tasks t
+     WHERE t.command_id = $1 AND t.status = 'RUNNING'
+"""
 
 NEW_EVENTS = """
     SELECT genesis_event_json(e) FROM domain_events e
@@ -40,10 +57,15 @@ def frame(event: dict[str, Any]) -> Frame:
     return Frame(event["sequence"], f"id: {event['sequence']}\nevent: {event['event_type']}\ndata: {data}\n\n".encode())
 
 
+def progress_frame(command_id: str, progress: int, message: str) -> Frame:
+    data = json.dumps({"command_id": command_id, "progress": progress, "message": message}, separators=(",", ":"))
+    return Frame(LIVE_ONLY, f"event: task-progress\ndata: {data}\n\n".encode())
+
+
 class Subscription:
     def __init__(self, session_id: str, buffer: int, transport: asyncio.BaseTransport | None) -> None:
         self.session_id = session_id
-        self.queue: asyncio.Queue[Frame] = asyncio.Queue(buffer)
+        self.queue: FrameQueue[Frame] = FrameQueue(buffer)
         self.overflowed = False
         self.transport = transport
         self.task = asyncio.current_task()  # the stream's handler
@@ -66,6 +88,9 @@ class EventHub:
         self._pending: set[str] = set()
         self._wake = asyncio.Event()
         self.closed = False
+        self._progress_pending: dict[str, str] = {}  # command id → session id, reported since the last read
+        self._progress_wake = asyncio.Event()
+        self._progress_seen: OrderedDict[str, object] = OrderedDict()  # command id → updated_at last sent
 
     @property
     def subscriber_count(self) -> int:
@@ -108,7 +133,10 @@ class EventHub:
             self._cursor.pop(subscription.session_id, None)
             self._locks.pop(subscription.session_id, None)
 
-    def notified(self, _channel: str, session_id: str) -> None:
+    def notified(self, channel: str, session_id: str) -> None:
+        if channel == PROGRESS_CHANNEL:
+            self._progress_notified(session_id)
+            return
         if session_id in self._subscribers:
             self._pending.add(session_id)
             self._wake.set()
@@ -119,16 +147,25 @@ class EventHub:
         self._wake.set()
 
     async def run(self, stop: asyncio.Event) -> None:
+        failures = 0  # rounds in a row with a failed read
         while not stop.is_set():
             await first_set(self._wake, stop)
             self._wake.clear()
             pending, self._pending = self._pending, set()
+            failed = False
             for session_id in pending:
                 try:
                     await self._deliver(session_id)
                 except (asyncpg.PostgresError, *db.DATABASE_GONE) as exc:
                     log.warning("could not read new events of %s: %s", session_id, exc)
-                    self._pending.add(session_id)  # try again on the next wake-up
+                    self._pending.add(session_id)
+                    failed = True
+            failures = failures + 1 if failed else 0
+            if failed:
+                # No later notification may come for this session, so the hub wakes itself to read again,
+                # backing off (with jitter) while the database keeps failing.
+                delay = min(RETRY_MAX, RETRY_BASE * 2 ** (failures - 1)) * random.uniform(0.5, 1.0)
+                asyncio.get_running_loop().call_later(delay, self._wake.set)
 
     async def reap(self, stop: asyncio.Event, interval: float = 0.25) -> None:
         """One watcher for every open stream: when a client goes away its stream ends at once,
@@ -163,3 +200,41 @@ class EventHub:
             subscription.queue.put_nowait(message)
         except asyncio.QueueFull:
             subscription.overflowed = True
+
+    # --- task progress (CONTRACT §5): live only ---------------------------------------------------
+
+    def _progress_notified(self, payload: str) -> None:
+        session_id, _, command_id = payload.partition(" ")
+        if session_id in self._subscribers and command_id:
+            self._progress_pending[command_id] = session_id
+            self._progress_wake.set()
+
+    async def run_progress(self, stop: asyncio.Event) -> None:
+        """Sends each reported progress to the session's open streams; a read that fails loses only that
+        report (progress is not replayed, and the next report or the result event supersedes it)."""
+        while not stop.is_set():
+            await first_set(self._progress_wake, stop)
+            self._progress_wake.clear()
+            pending, self._progress_pending = self._progress_pending, {}
+            for command_id, session_id in pending.items():
+                try:
+                    await self._deliver_progress(session_id, command_id)
+                except (asyncpg.PostgresError, *db.DATABASE_GONE) as exc:
+                    log.warning("could not read the progress of task %s: %s", command_id, exc)
+
+    async def _deliver_progress(self, session_id: str, command_id: str) -> None:
+        if session_id not in self._subscribers:
+            return
+        row = await self._pool.fetchrow(TASK_PROGRESS, command_id)
+        if row is None:  # settled meanwhile: its result event says the rest
+            self._progress_seen.pop(command_id, None)
+            return
+        if self._progress_seen.get(command_id) == row["updated_at"]:
+            return  # two reports folded into one read: this one is already out
+        self._progress_seen[command_id] = row["updated_at"]
+        self._progress_seen.move_to_end(command_id)
+        while len(self._progress_seen) > PROGRESS_SEEN:
+            self._progress_seen.popitem(last=False)
+        message = progress_frame(command_id, row["progress"], row["progress_message"])
+        for subscription in list(self._subscribers.get(session_id, ())):
+            self._offer(subscription, message)

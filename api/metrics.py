@@ -1,4 +1,5 @@
-"""The API's Prometheus metrics and its `GET /metrics`, which also reports the outbox (`outbox_stats()`).
+"""The API's Prometheus metrics and its `GET /metrics`, which also reports the outbox (`outbox_stats()`, refreshed
+in the background by genesis.outbox_gauges, never per scrape).
 
 The API keeps its own registry: `genesis dev` runs the API and a relay in one process, and the
 relay's per-process series (broker up, listener up, published…) belong on the relay's port only.
@@ -11,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
@@ -22,6 +23,7 @@ from prometheus_client.process_collector import ProcessCollector
 
 from api import state
 from api.middlewares import ERROR_CODE
+from genesis.outbox_gauges import OutboxGauges
 from relay.metrics import LATENCY_BUCKETS, OUTBOX_GAUGES
 
 log = logging.getLogger("genesis.api")
@@ -58,11 +60,16 @@ DUPLICATES = Counter(
 )
 STATS_ERRORS = Counter(
     "genesis_api_outbox_stats_errors_total",
-    "Scrapes whose outbox_stats() query failed (the outbox gauges were left out)",
+    "Background refreshes whose outbox_stats() query failed (the outbox gauges are left out until the next one)",
     registry=REGISTRY,
 )
 
-STATS_TIMEOUT = 2.0
+MALFORMED_REQUESTS = Counter(
+    "genesis_api_malformed_requests_total",
+    "Requests aiohttp refused before the app saw them (bad HTTP, header over 16 KiB); not logged one by one",
+    registry=REGISTRY,
+)
+
 
 # Set by the submit_command handler once the command type is known to be one of the catalogue's.
 COMMAND_TYPE = web.RequestKey("command_type", str)
@@ -112,21 +119,30 @@ def _record_command(request: web.Request, status: int, response: web.StreamRespo
 
 @routes.get("/metrics", name="metrics")
 async def metrics_view(request: web.Request) -> web.Response:
-    outbox = b""
-    try:
-        async with asyncio.timeout(STATS_TIMEOUT):
-            stats = await request.app[state.POOL].fetchrow("SELECT * FROM outbox_stats()")
-    except Exception as exc:  # the API's own metrics are still worth serving without the database
-        STATS_ERRORS.inc()
-        log.warning("outbox_stats() failed on /metrics: %s", type(exc).__name__, extra={"fields": {"error": str(exc)}})
-    else:
-        if stats is not None:
-            outbox = outbox_exposition(dict(stats))
+    """From memory only: the outbox gauges are the background refresher's last result (genesis.outbox_gauges)."""
+    values = request.app[state.OUTBOX_GAUGES].values
+    outbox = outbox_exposition(values) if values is not None else b""
     return web.Response(body=generate_latest(REGISTRY) + outbox, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
+async def outbox_gauges(app: web.Application) -> AsyncIterator[None]:
+    """A cleanup_ctx: one refresher per API process, on a database connection of its own."""
+    settings = app[state.SETTINGS]
+    gauges = app[state.OUTBOX_GAUGES] = OutboxGauges(
+        settings.database_url,
+        application_name="genesis-api-metrics",
+        interval=settings.metrics_refresh_interval,
+        on_error=STATS_ERRORS.inc,
+    )
+    stop = asyncio.Event()
+    task = asyncio.create_task(gauges.run(stop))
+    yield
+    stop.set()
+    await task
+
+
 def outbox_exposition(stats: Mapping[str, float]) -> bytes:
-    """The outbox gauges as Prometheus text, read fresh from the database at each scrape."""
+    """The outbox gauges as Prometheus text, from the refresher's last outbox_stats() row."""
     registry = CollectorRegistry(auto_describe=False)
     for gauge in OUTBOX_GAUGES:
         Gauge(gauge.name, gauge.documentation, registry=registry).set(stats[gauge.column])

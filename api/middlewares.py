@@ -35,6 +35,9 @@ def error_response(status: int, error_code: str, message: str, **fields: object)
     response[ERROR_CODE] = error_code
     if status == 401:
         response.headers["WWW-Authenticate"] = 'Bearer realm="genesis"'
+    retry_after = fields.get("retry_after")
+    if isinstance(retry_after, int):  # a refusal that says when to come back says it in the header too
+        response.headers["Retry-After"] = str(retry_after)
     return response
 
 
@@ -89,7 +92,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
 async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     route = request.match_info.route
     if route.resource is not None and route.name not in state.PUBLIC_ROUTES and request.method != "OPTIONS":
-        principal = request.app[state.VERIFIER].verify(request.headers.get("Authorization"))
+        principal = await request.app[state.VERIFIER].authenticate(request.headers.get("Authorization"))
         request[state.PRINCIPAL] = principal
         request[state.USER_ID] = principal.user_id
         bind(user_id=principal.user_id)

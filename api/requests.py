@@ -13,7 +13,26 @@ from genesis import db, errors
 
 MAX_BODY_BYTES = 64 * 1024
 MAX_DEPTH = 64
+MAX_HEADER_TOKEN = 255
+MAX_INT_DIGITS = 1000  # far more than any payload needs; Python refuses to parse 4,300 and more
 _HEADER_TOKEN = re.compile(r"^[\x21-\x7e]{1,255}$")
+
+
+class _Unstorable:
+    """A number JSON allows but jsonb (or a reader of it) cannot hold, kept so the check can name its field."""
+
+    def __init__(self, why: str) -> None:
+        self.why = why
+
+
+def _parse_int(raw: str) -> int | _Unstorable:
+    digits = len(raw.lstrip("-"))
+    return int(raw) if digits <= MAX_INT_DIGITS else _Unstorable(f"an integer of at most {MAX_INT_DIGITS} digits")
+
+
+def _parse_float(raw: str) -> float | _Unstorable:
+    value = float(raw)  # 1e400 is inf to Python, and jsonb has no infinity
+    return value if value not in (float("inf"), float("-inf")) else _Unstorable("a finite number")
 
 
 async def json_body(request: web.Request, *, required: bool) -> Any:
@@ -34,7 +53,7 @@ async def json_body(request: web.Request, *, required: bool) -> Any:
             f"Content-Type must be application/json, not {media!r}", supported=["application/json"]
         )
     try:
-        value = json.loads(raw, parse_constant=_not_json)
+        value = json.loads(raw, parse_constant=_not_json, parse_int=_parse_int, parse_float=_parse_float)
     except (ValueError, UnicodeDecodeError) as exc:
         raise errors.InvalidJson(f"Body is not valid JSON: {exc}") from None
     except RecursionError:
@@ -48,22 +67,36 @@ def _not_json(name: str) -> Any:
 
 
 def _check_storable(value: Any) -> None:
-    """What jsonb cannot hold (NUL, lone surrogates) or we will not (deep nesting) is a 422, not a 500."""
-    stack = [(value, 0)]
+    """What jsonb cannot hold (NUL, lone surrogates, huge numbers) or we will not (deep nesting) is a 422 naming
+    the field, not a 500."""
+    stack: list[tuple[Any, str, int]] = [(value, "", 0)]
     while stack:
-        item, depth = stack.pop()
+        item, path, depth = stack.pop()
         if isinstance(item, dict | list):
             if depth >= MAX_DEPTH:
                 raise errors.ValidationFailed(
                     f"Body is nested deeper than {MAX_DEPTH} levels", fields={"body": f"at most {MAX_DEPTH} levels"}
                 )
-            children = [*item.keys(), *item.values()] if isinstance(item, dict) else item
-            stack.extend((child, depth + 1) for child in children)
-        elif isinstance(item, str) and not db.storable_text(item):
+            if isinstance(item, dict):
+                for key, child in item.items():
+                    _check_text(key, path or "body")
+                    stack.append((child, f"{path}.{key}" if path else key, depth + 1))
+            else:
+                stack.extend((child, f"{path or 'body'}[{n}]", depth + 1) for n, child in enumerate(item))
+        elif isinstance(item, str):
+            _check_text(item, path or "body")
+        elif isinstance(item, _Unstorable):
             raise errors.ValidationFailed(
-                "Strings must not contain NUL or unpaired surrogate characters",
-                fields={"body": "no NUL or unpaired surrogate characters"},
+                f"{path or 'body'} must be {item.why}", fields={path or "body": f"must be {item.why}"}
             )
+
+
+def _check_text(text: str, path: str) -> None:
+    if not db.storable_text(text):
+        raise errors.ValidationFailed(
+            "Strings must not contain NUL or unpaired surrogate characters",
+            fields={path: "no NUL or unpaired surrogate characters"},
+        )
 
 
 def path_uuid(request: web.Request, name: str, not_found: type[errors.DomainError]) -> uuid.UUID:
@@ -79,6 +112,10 @@ def header_token(request: web.Request, name: str) -> str | None:
     value = request.headers.get(name)
     if value is None:
         return None
+    if len(value) > MAX_HEADER_TOKEN:
+        raise errors.HeaderTooLarge(
+            f"{name} is over {MAX_HEADER_TOKEN} characters", header=name, limit_characters=MAX_HEADER_TOKEN
+        )
     if not _HEADER_TOKEN.match(value):
         raise errors.ValidationFailed(
             f"{name} must be 1-255 visible ASCII characters", fields={name: "1-255 visible ASCII characters"}

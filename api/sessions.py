@@ -8,7 +8,7 @@ from aiohttp import web
 
 from api import metrics, state
 from api.requests import header_token, json_body, path_uuid
-from genesis import commands, db, errors
+from genesis import commands, db, errors, tracing
 from genesis.logs import bind
 
 log = logging.getLogger("genesis.api")
@@ -20,9 +20,10 @@ async def create_session(request: web.Request) -> web.Response:
     body = await json_body(request, required=False)
     if not isinstance(body, dict):
         raise errors.ValidationFailed("Body must be a JSON object", fields={"body": "must be an object"})
+    # The request's trace context (the tracing middleware's span) is stored with the event it causes.
     row = await db.call(
-        request.app[state.POOL], "SELECT create_session($1, $2) AS session", request[state.USER_ID],
-        request[state.REQUEST_ID],
+        request.app[state.POOL], "SELECT create_session($1, $2, $3, $4) AS session", request[state.USER_ID],
+        request[state.REQUEST_ID], *tracing.current_context(),
     )  # fmt: skip
     assert row is not None
     session = row["session"]
@@ -56,8 +57,9 @@ async def submit_command(request: web.Request) -> web.Response:
     try:
         row = await db.call(
             request.app[state.POOL],
-            "SELECT * FROM submit_command($1, $2, $3, $4, $5, $6)",
+            "SELECT * FROM submit_command($1, $2, $3, $4, $5, $6, $7, $8)",
             session_id, command_type, payload, request[state.USER_ID], idempotency_key, request[state.REQUEST_ID],
+            *tracing.current_context(),
         )  # fmt: skip
     except errors.DuplicateCommand:
         log.info("duplicate command refused", extra={"fields": {"command_type": command_type}})

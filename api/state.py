@@ -8,7 +8,9 @@ import asyncpg
 from aiohttp import web
 
 from api.live import EventHub
+from api.stream_limits import StreamLimits
 from genesis.listener import Listener
+from genesis.outbox_gauges import OutboxGauges
 from genesis.settings import Settings
 from genesis.tokens import Principal, TokenVerifier
 
@@ -17,6 +19,8 @@ POOL: web.AppKey[asyncpg.Pool[Any]] = web.AppKey("pool")
 VERIFIER = web.AppKey("verifier", TokenVerifier)
 HUB = web.AppKey("hub", EventHub)
 LISTENER = web.AppKey("listener", Listener)
+STREAM_LIMITS = web.AppKey("stream_limits", StreamLimits)
+OUTBOX_GAUGES = web.AppKey("outbox_gauges", OutboxGauges)
 
 # Per-request values.
 USER_ID = web.RequestKey("user_id", str)

@@ -11,6 +11,9 @@ committing its offsets reads them again. So a consumer dedupes on the `event_id`
   repeats it. A real consumer does the same in its own database (a `processed_events` table
   with `event_id` as primary key, inserted in the transaction that applies the effect).
 
+It reads with the agents' consumer helper (`genesis.agent`, docs/agents.md): a consumer group whose
+offsets are committed only after an event's effect is.
+
 Events of one session arrive in order (key = session id, one partition per key), each carrying
 `aggregate_version` 1, 2, 3…; a jump means an event is missing upstream and is logged.
 
@@ -23,37 +26,19 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import logging
 import signal
 import sqlite3
-from collections import OrderedDict
 from collections.abc import Iterable
 from typing import Any, Literal
+
+from genesis.agent import ANY_EVENT, Agent, Event, RecentIds
+
+__all__ = ["Consumer", "Projection", "RecentIds", "consume"]
 
 log = logging.getLogger("genesis.example.consumer")
 
 Outcome = Literal["applied", "duplicate", "gap"]
-
-
-class RecentIds:
-    """The last `capacity` event ids seen: a cheap first filter, never the only one (it forgets)."""
-
-    def __init__(self, capacity: int = 10_000) -> None:
-        self.capacity = capacity
-        self._ids: OrderedDict[str, None] = OrderedDict()
-
-    def __contains__(self, event_id: object) -> bool:
-        return event_id in self._ids
-
-    def __len__(self) -> int:
-        return len(self._ids)
-
-    def add(self, event_id: str) -> None:
-        self._ids[event_id] = None
-        self._ids.move_to_end(event_id)
-        while len(self._ids) > self.capacity:
-            self._ids.popitem(last=False)
 
 
 class Projection:
@@ -108,13 +93,6 @@ class Projection:
         return None if row is None else (row[0], row[1])
 
 
-def header(headers: Iterable[tuple[str, bytes]], name: str) -> str | None:
-    for key, value in headers:
-        if key == name:
-            return value.decode()
-    return None
-
-
 class Consumer:
     """What to do with one Kafka record: dedupe on its `event_id` header, then apply it."""
 
@@ -124,9 +102,10 @@ class Consumer:
         self.counts: dict[str, int] = {"applied": 0, "duplicate": 0, "gap": 0}
 
     def handle(self, headers: Iterable[tuple[str, bytes]], value: bytes) -> Outcome:
-        headers = list(headers)
-        event = json.loads(value)
-        event_id = header(headers, "event_id") or str(event["event_id"])
+        return self.apply(Event.from_record(list(headers), value, partition=-1, offset=-1))
+
+    def apply(self, record: Event) -> Outcome:
+        event, event_id = record.value, record.event_id
         if event_id in self.recent:
             outcome: Outcome = "duplicate"
         else:
@@ -135,34 +114,20 @@ class Consumer:
         self.counts[outcome] += 1
         if outcome == "gap":
             log.warning("aggregate_version gap in session %s at %s", event["aggregate_id"], event["aggregate_version"])
-        log.info("%s %s %s", outcome, header(headers, "event_type"), event_id)
+        log.info("%s %s %s", outcome, record.event_type, event_id)
         return outcome
 
 
-async def consume(
-    bootstrap: str, topic: str, group: str, consumer: Consumer, stop: asyncio.Event, *, max_records: int = 500
-) -> None:
-    """Reads until `stop`; commits offsets only after the batch's effects are committed."""
-    from aiokafka import AIOKafkaConsumer
+async def consume(bootstrap: str, topic: str, group: str, consumer: Consumer, stop: asyncio.Event) -> None:
+    """Reads until `stop` with the agents' consumer helper (genesis.agent): a consumer group, offsets
+    committed only after each event's effect is committed, SIGTERM finishing the event at hand."""
+    agent = Agent(bootstrap=bootstrap, topic=topic, group=group, dedupe=False)  # the Consumer dedupes itself
 
-    kafka = AIOKafkaConsumer(
-        topic,
-        bootstrap_servers=bootstrap,
-        group_id=group,
-        enable_auto_commit=False,  # commit after applying, never before
-        auto_offset_reset="earliest",
-    )
-    await kafka.start()
-    try:
-        while not stop.is_set():
-            batches = await kafka.getmany(timeout_ms=500, max_records=max_records)
-            for records in batches.values():
-                for record in records:
-                    consumer.handle(record.headers or (), record.value)
-            if batches:
-                await kafka.commit()
-    finally:
-        await kafka.stop()
+    @agent.handler(ANY_EVENT)
+    async def apply(event: Event) -> None:
+        consumer.apply(event)
+
+    await agent.run(stop)
 
 
 async def _main(args: argparse.Namespace) -> None:

@@ -1,4 +1,4 @@
-"""`genesis`: the service's one command (migrate, api, relay, dev, token, outbox)."""
+"""`genesis`: the service's one command (migrate, api, relay, dev, token, agent, outbox)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import logging
 import os
 import re
 import sys
+import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
@@ -48,11 +49,17 @@ def _parser() -> argparse.ArgumentParser:
     token.add_argument("--ttl", type=int, default=3600, help="seconds (default 3600)")
     token.add_argument("--scope", default="", help="space-separated scopes, e.g. 'genesis:agent'")
     token.set_defaults(func=_token)
+    agent = sub.add_parser("agent", help="run an agent: --dev, the development stand-in (GENESIS_DEV=1 only)")
+    agent.add_argument("--dev", action="store_true", required=True, help="the development agent (the only one)")
+    agent.set_defaults(func=_agent)
 
     outbox = sub.add_parser("outbox", help="operate the event outbox").add_subparsers(
         title="outbox commands", metavar="ACTION", required=True
     )
     outbox.add_parser("stats", help="backlog, blocked, failed, oldest pending age").set_defaults(func=_outbox_stats)
+    show = outbox.add_parser("show", help="one event's outbox row, with where it landed on Kafka")
+    show.add_argument("--event-id", required=True, type=uuid.UUID, metavar="ID")
+    show.set_defaults(func=_outbox_show)
     requeue = outbox.add_parser("requeue", help="FAILED rows back to PENDING")
     which = requeue.add_mutually_exclusive_group(required=True)
     which.add_argument("--id", type=int)
@@ -65,6 +72,14 @@ def _parser() -> argparse.ArgumentParser:
     prune = outbox.add_parser("prune", help="delete SENT rows older than DURATION (e.g. 7d, 12h, 30m)")
     prune.add_argument("--older-than", type=parse_duration, required=True, metavar="DURATION")
     prune.set_defaults(func=_outbox_prune)
+
+    topic = sub.add_parser("topic", help="read KAFKA_TOPIC").add_subparsers(
+        title="topic commands", metavar="ACTION", required=True
+    )
+    tail = topic.add_parser("tail", help="a line per record: partition, offset, key, event_type, ce_id, trace id")
+    tail.add_argument("--session", type=uuid.UUID, metavar="ID", help="only this session's records")
+    tail.add_argument("--from-beginning", action="store_true", help="from each partition's start, not its end")
+    tail.set_defaults(func=_topic_tail)
     return parser
 
 
@@ -87,7 +102,9 @@ def _by_service_type(args: argparse.Namespace, settings: Settings) -> int:
 
 def _migrate(args: argparse.Namespace, settings: Settings) -> int:
     settings.require("database_url")
-    asyncio.run(migrate(settings.database_url, kafka_topic=settings.kafka_topic))
+    asyncio.run(
+        migrate(settings.database_url, kafka_topic=settings.kafka_topic, cloudevents_source=settings.cloudevents_source)
+    )
     return 0
 
 
@@ -111,6 +128,14 @@ def _dev(args: argparse.Namespace, settings: Settings) -> int:
     from genesis.devmode import run_dev
 
     return run_dev(settings)
+
+
+def _agent(args: argparse.Namespace, settings: Settings) -> int:
+    from genesis.devagent import check_dev_agent_settings, serve_agent
+    from genesis.runner import run_services
+
+    check_dev_agent_settings(settings)
+    return run_services([lambda stop: serve_agent(settings, stop)])
 
 
 def _token(args: argparse.Namespace, settings: Settings) -> int:
@@ -139,6 +164,39 @@ def _outbox(settings: Settings, work: Callable[[Any], Awaitable[Any]]) -> Any:
 def _outbox_stats(args: argparse.Namespace, settings: Settings) -> int:
     row = _outbox(settings, lambda conn: conn.fetchrow("SELECT * FROM outbox_stats()"))
     print(json.dumps(dict(row), indent=2))
+    return 0
+
+
+# The row without its payload (the event itself: GET …/events), and where it landed once SENT.
+OUTBOX_ROW = """
+    SELECT id, event_id, topic, key, status, attempts, kafka_partition, kafka_offset, headers, last_error,
+           created_at, sent_at, failed_at
+      FROM event_outbox WHERE event_id = $1
+"""
+
+
+def _outbox_show(args: argparse.Namespace, settings: Settings) -> int:
+    row = _outbox(settings, lambda conn: conn.fetchrow(OUTBOX_ROW, args.event_id))
+    if row is None:
+        print(f"genesis: no outbox row for event {args.event_id}", file=sys.stderr)
+        return 1
+    shown = dict(row)
+    if row["status"] == "SENT" and row["kafka_offset"] is not None:
+        shown["landed"] = f"{row['topic']} partition {row['kafka_partition']}, offset {row['kafka_offset']}"
+    print(json.dumps(shown, indent=2, default=str))
+    return 0
+
+
+def _topic_tail(args: argparse.Namespace, settings: Settings) -> int:
+    settings.require("kafka_bootstrap_servers")
+    from genesis.topictail import tail
+
+    session = str(args.session) if args.session else None
+
+    def line(text: str) -> None:
+        print(text, flush=True)  # one line as each record comes, also through a pipe
+
+    asyncio.run(tail(settings, session=session, from_beginning=args.from_beginning, out=line))
     return 0
 
 

@@ -47,11 +47,13 @@ async def create_pool(
     *,
     application_name: str,
     kafka_topic: str,
+    cloudevents_source: str = "/infinitescribe/genesis",
     min_size: int = 1,
     max_size: int = 20,
     isolation: Isolation = "repeatable_read",
 ) -> asyncpg.Pool[Any]:
-    """A pool whose sessions name themselves (event metadata `source_service`) and their topic.
+    """A pool whose sessions name themselves (event metadata `source_service`), their topic and
+    their CloudEvents source (`ce_source`), which genesis_append_event reads.
 
     Its sessions run at REPEATABLE READ by default, so one statement is one REPEATABLE READ
     transaction: `call` needs one round trip where BEGIN … COMMIT would take three.
@@ -65,6 +67,7 @@ async def create_pool(
         server_settings={
             "application_name": application_name,
             "genesis.kafka_topic": kafka_topic,
+            "genesis.cloudevents_source": cloudevents_source,
             "default_transaction_isolation": isolation.replace("_", " "),
         },
     )

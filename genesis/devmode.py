@@ -3,19 +3,26 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import secrets
+import signal
 import sys
 from pathlib import Path
 
+from genesis import tracing
+from genesis.devagent import serve_agent
 from genesis.localservices import LocalBroker, LocalPostgres, default_state_dir
 from genesis.migrate import migrate
-from genesis.runner import run_services, serve_api, serve_relay
+from genesis.runner import Service, run_services, serve_api, serve_relay
 from genesis.settings import Settings
 from genesis.tokens import issue_token
 
 
 def run_dev(settings: Settings) -> int:
+    """Starts what is missing, runs the services until Ctrl-C, and stops what it started, whatever happened
+    meanwhile: the local PostgreSQL and broker run in sessions of their own (a terminal's Ctrl-C does not reach
+    them), so if this process did not stop them nothing would."""
     state = default_state_dir()
     state.mkdir(parents=True, exist_ok=True)
     postgres = broker = None
@@ -34,10 +41,26 @@ def run_dev(settings: Settings) -> int:
             changes["jwt_secret"] = _dev_secret(state)
         settings = dataclasses.replace(settings, **changes)  # type: ignore[arg-type]
 
-        asyncio.run(migrate(settings.database_url, kafka_topic=settings.kafka_topic, log=_say))
+        asyncio.run(
+            migrate(
+                settings.database_url,
+                kafka_topic=settings.kafka_topic,
+                cloudevents_source=settings.cloudevents_source,
+                log=_say,
+            )
+        )
         _welcome(settings)
-        return run_services([lambda stop: serve_api(settings, stop), lambda stop: serve_relay(settings, stop)])
+        tracing.setup("genesis-dev")  # one process, one TracerProvider: API and relay spans under one name
+        # One line per service; each runs until Ctrl-C (or until one fails, which stops them all).
+        services: list[Service] = [
+            lambda stop: serve_api(settings, stop),
+            lambda stop: serve_relay(settings, stop),
+            lambda stop: serve_agent(settings, stop),  # the development agent (CONTRACT §9)
+        ]
+        return run_services(services)
     finally:
+        # A second Ctrl-C must not cut the teardown short (pg_ctl, our child, inherits the ignore too).
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         if broker is not None:
             broker.stop()
         if postgres is not None:
@@ -59,6 +82,7 @@ def _welcome(settings: Settings) -> None:
     _say(
         f"""
 Genesis is running: API {base}  broker {settings.kafka_bootstrap_servers}  (Ctrl-C stops everything)
+A development agent answers RequestConceptGeneration and SubmitFeedback (placeholder results).
 Developer console: {base}/console    API reference: {base}/docs
 
 Development token for user dev-user (12 h):
@@ -74,4 +98,6 @@ Create a session and ask for concepts:
 
 
 def _say(text: str) -> None:
-    print(text, file=sys.stderr, flush=True)
+    # `make run | tee run.log` then Ctrl-C: tee may be gone before us, and a failed write must not skip a stop.
+    with contextlib.suppress(OSError, ValueError):
+        print(text, file=sys.stderr, flush=True)

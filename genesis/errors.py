@@ -40,8 +40,10 @@ IdempotencyKeyReused = _error("IdempotencyKeyReused", 422, "IDEMPOTENCY_KEY_REUS
 Unauthorized = _error("Unauthorized", 401, "UNAUTHORIZED")
 Forbidden = _error("Forbidden", 403, "FORBIDDEN")
 InvalidJson = _error("InvalidJson", 400, "INVALID_JSON")
+HeaderTooLarge = _error("HeaderTooLarge", 400, "HEADER_TOO_LARGE")
 PayloadTooLarge = _error("PayloadTooLarge", 413, "PAYLOAD_TOO_LARGE")
 UnsupportedMediaType = _error("UnsupportedMediaType", 415, "UNSUPPORTED_MEDIA_TYPE")
+TooManyStreams = _error("TooManyStreams", 429, "TOO_MANY_STREAMS")
 Busy = _error("Busy", 503, "SERVICE_BUSY")
 Unavailable = _error("Unavailable", 503, "SERVICE_UNAVAILABLE")
 Internal = _error("Internal", 500, "INTERNAL_ERROR")
@@ -60,6 +62,18 @@ SQLSTATES: dict[str, type[DomainError]] = {
     "GS423": ValidationFailed,
     "GS424": IdempotencyKeyReused,
 }
+
+
+def by_error_code(error_code: str) -> type[DomainError]:
+    """The domain error an API answer's `error_code` stands for (agents map refusals back with it)."""
+    todo: list[type[DomainError]] = [DomainError]
+    while todo:
+        kind = todo.pop()
+        if kind.error_code == error_code:
+            return kind
+        todo.extend(kind.__subclasses__())
+    return DomainError
+
 
 # The contract fixes the 409 body word for word.
 DUPLICATE_MESSAGE = "Command already processing"

@@ -48,6 +48,15 @@ log4j.logger.kafka.server.BrokerServer=INFO
 """
 
 
+def _cluster_id() -> str:
+    """A random KRaft cluster id; never one starting with '-', which kafka-storage would take for an option
+    (Kafka's own Uuid.randomUuid skips those too)."""
+    while True:
+        candidate = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not candidate.startswith("-"):
+            return candidate
+
+
 def _in_own_loop(make: Callable[[], Coroutine[Any, Any, T]]) -> T:
     """Runs a coroutine to completion from sync code, even when the caller's thread has a running loop."""
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
@@ -93,7 +102,7 @@ class KafkaCluster:
         self.workdir = workdir.resolve()
         self.properties = dict(properties or {})
         self.log = log
-        self.cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        self.cluster_id = _cluster_id()
         self.startup_seconds: float | None = None
         ports = [(free_port(), free_port()) for _ in range(nodes)]
         advertised = list(advertised_ports or [p for p, _ in ports])

@@ -40,7 +40,13 @@ def function_files() -> list[Path]:
     return sorted((sql_dir() / "functions").glob("*.sql"))
 
 
-async def migrate(dsn: str, *, kafka_topic: str | None = None, log: Callable[[str], None] = print) -> list[str]:
+async def migrate(
+    dsn: str,
+    *,
+    kafka_topic: str | None = None,
+    cloudevents_source: str | None = None,
+    log: Callable[[str], None] = print,
+) -> list[str]:
     """Brings the database up to date; safe to run again and from many processes at once.
 
     Returns the names of the migrations this call applied.
@@ -49,7 +55,8 @@ async def migrate(dsn: str, *, kafka_topic: str | None = None, log: Callable[[st
     try:
         await conn.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK_KEY)
         try:
-            return await _migrate_locked(conn, kafka_topic, log)
+            defaults = {"kafka_topic": kafka_topic, "cloudevents_source": cloudevents_source}
+            return await _migrate_locked(conn, defaults, log)
         finally:
             await conn.execute("SELECT pg_advisory_unlock($1)", MIGRATION_LOCK_KEY)
     finally:
@@ -57,7 +64,7 @@ async def migrate(dsn: str, *, kafka_topic: str | None = None, log: Callable[[st
 
 
 async def _migrate_locked(
-    conn: asyncpg.Connection[asyncpg.Record], kafka_topic: str | None, log: Callable[[str], None]
+    conn: asyncpg.Connection[asyncpg.Record], defaults: dict[str, str | None], log: Callable[[str], None]
 ) -> list[str]:
     await conn.execute(
         """CREATE TABLE IF NOT EXISTS schema_migrations (
@@ -85,12 +92,14 @@ async def _migrate_locked(
                 await conn.execute(path.read_text())
             except asyncpg.PostgresError as exc:
                 raise MigrationError(f"{path.name}: {exc}") from exc
-        if kafka_topic:
-            # psql callers of submit_command then write the same topic as the API does.
-            await conn.execute("SELECT set_config('genesis.migrate_topic', $1, true)", kafka_topic)
+        for name, value in defaults.items():
+            if not value:
+                continue
+            # psql callers of submit_command then write the same topic and ce_source as the API does.
+            await conn.execute("SELECT set_config('genesis.migrate_value', $1, true)", value)
             await conn.execute(
-                """DO $$ BEGIN EXECUTE format('ALTER DATABASE %I SET genesis.kafka_topic = %L',
-                       current_database(), current_setting('genesis.migrate_topic')); END $$"""
+                f"""DO $$ BEGIN EXECUTE format('ALTER DATABASE %I SET genesis.{name} = %L',
+                       current_database(), current_setting('genesis.migrate_value')); END $$"""
             )
     log(f"installed {len(functions)} SQL functions; {len(done)} new migration(s)")
     return done

@@ -25,7 +25,8 @@ def run_services(services: Sequence[Service]) -> int:
 async def _run(services: Sequence[Service]) -> int:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    # SIGHUP too: a closed terminal stops the services cleanly (and `genesis dev` then stops what it started).
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         loop.add_signal_handler(sig, stop.set)
     tasks = [asyncio.create_task(service(stop)) for service in services]
     failed = False
@@ -42,8 +43,12 @@ async def _run(services: Sequence[Service]) -> int:
 
 async def serve_api(settings: Settings, stop: asyncio.Event) -> None:
     from api.app import create_app
+    from api.server import ApiRunner, quiet_bad_requests
+    from genesis import tracing
 
-    runner = web.AppRunner(create_app(settings), access_log=None, handle_signals=False, shutdown_timeout=5)
+    tracing.setup("genesis-api", instrument_api=True)  # before create_app: its Application gets the middleware
+    quiet_bad_requests()
+    runner = ApiRunner(create_app(settings), settings, access_log=None, handle_signals=False, shutdown_timeout=5)
     await runner.setup()
     try:
         await web.TCPSite(runner, settings.api_host, settings.api_port).start()
@@ -54,6 +59,8 @@ async def serve_api(settings: Settings, stop: asyncio.Event) -> None:
 
 
 async def serve_relay(settings: Settings, stop: asyncio.Event) -> None:
+    from genesis import tracing
     from relay.service import run_relay
 
+    tracing.setup("genesis-relay")
     await run_relay(settings, stop)

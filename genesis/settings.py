@@ -21,13 +21,19 @@ class Settings:
     kafka_bootstrap_servers: str = ""
     kafka_topic: str = "domain-events"
     kafka_enable_idempotence: bool | None = None  # None: auto, decided at relay start (relay/brokerinfo.py)
+    cloudevents_source: str = "/infinitescribe/genesis"  # ce_source of every record (a URI-reference)
     jwt_secret: str = ""
     jwt_public_key: str = ""
+    jwt_jwks_url: str = ""  # an identity provider's JWKS document; the token's kid picks the key
+    jwt_jwks_timeout: float = 5.0  # one fetch of the JWKS document gives up after this long
+    jwt_jwks_refetch_interval: float = 30.0  # an unknown kid refetches the document at most this often
     jwt_algorithms: tuple[str, ...] = ("HS256",)
     jwt_audience: str = ""
     jwt_issuer: str = ""
     api_host: str = "127.0.0.1"
     api_port: int = 8000
+    api_header_timeout: float = 30.0  # a request head must be complete within this long (slowloris)
+    api_keepalive_timeout: float = 75.0  # an idle keep-alive connection is closed after this long
     db_pool_max: int = 8  # more connections than a few per database core only adds contention
     relay_poll_interval: float = 5.0
     relay_batch_size: int = 100
@@ -41,11 +47,17 @@ class Settings:
     relay_sweep_interval: float = 60.0
     command_timeout: float = 900.0
     sse_heartbeat: float = 15.0
+    metrics_refresh_interval: float = 5.0  # how often the outbox gauges are recomputed (never per scrape)
     sse_write_timeout: float = 10.0
     sse_buffer: int = 256
+    sse_max_streams_per_user: int = 16  # open event streams one user may hold in one API process
+    sse_max_streams: int = 10_000  # open event streams one API process holds in all
     log_level: str = "INFO"
     cors_origins: tuple[str, ...] = ()
     dev: bool = False
+    genesis_api_url: str = ""  # where agents reach the API; empty: API_HOST:API_PORT of this machine
+    agent_group: str = "genesis-dev-agent"  # the development agent's consumer group
+    agent_step_delay: float = 0.5  # seconds the development agent spends on each step of a task
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -65,13 +77,21 @@ class Settings:
             kafka_bootstrap_servers=_get(e, "KAFKA_BOOTSTRAP_SERVERS", str, d.kafka_bootstrap_servers),
             kafka_topic=_get(e, "KAFKA_TOPIC", _nonempty, d.kafka_topic),
             kafka_enable_idempotence=_get(e, "KAFKA_ENABLE_IDEMPOTENCE", _auto_bool, d.kafka_enable_idempotence),
+            cloudevents_source=_get(e, "CLOUDEVENTS_SOURCE", _nonempty, d.cloudevents_source),
             jwt_secret=_get(e, "JWT_SECRET", str, d.jwt_secret),
             jwt_public_key=_get(e, "JWT_PUBLIC_KEY", str, d.jwt_public_key),
+            jwt_jwks_url=_get(e, "JWT_JWKS_URL", _http_url, d.jwt_jwks_url),
+            jwt_jwks_timeout=_get(e, "JWT_JWKS_TIMEOUT", _positive_float, d.jwt_jwks_timeout),
+            jwt_jwks_refetch_interval=_get(
+                e, "JWT_JWKS_REFETCH_INTERVAL", _positive_float, d.jwt_jwks_refetch_interval
+            ),
             jwt_algorithms=algorithms,
             jwt_audience=_get(e, "JWT_AUDIENCE", str, d.jwt_audience),
             jwt_issuer=_get(e, "JWT_ISSUER", str, d.jwt_issuer),
             api_host=_get(e, "API_HOST", _nonempty, d.api_host),
             api_port=_get(e, "API_PORT", _port, d.api_port),
+            api_header_timeout=_get(e, "API_HEADER_TIMEOUT", _positive_float, d.api_header_timeout),
+            api_keepalive_timeout=_get(e, "API_KEEPALIVE_TIMEOUT", _positive_float, d.api_keepalive_timeout),
             db_pool_max=_get(e, "DB_POOL_MAX", _positive_int, d.db_pool_max),
             relay_poll_interval=_get(e, "RELAY_POLL_INTERVAL", _positive_float, d.relay_poll_interval),
             relay_batch_size=_get(e, "RELAY_BATCH_SIZE", _positive_int, d.relay_batch_size),
@@ -84,18 +104,32 @@ class Settings:
             relay_retention=_get(e, "RELAY_RETENTION", _positive_float, d.relay_retention),
             relay_sweep_interval=_get(e, "RELAY_SWEEP_INTERVAL", _positive_float, d.relay_sweep_interval),
             command_timeout=_get(e, "COMMAND_TIMEOUT", _positive_float, d.command_timeout),
+            metrics_refresh_interval=_get(e, "METRICS_REFRESH_INTERVAL", _positive_float, d.metrics_refresh_interval),
             sse_heartbeat=_get(e, "SSE_HEARTBEAT", _positive_float, d.sse_heartbeat),
             sse_write_timeout=_get(e, "SSE_WRITE_TIMEOUT", _positive_float, d.sse_write_timeout),
             sse_buffer=_get(e, "SSE_BUFFER", _positive_int, d.sse_buffer),
+            sse_max_streams_per_user=_get(e, "SSE_MAX_STREAMS_PER_USER", _positive_int, d.sse_max_streams_per_user),
+            sse_max_streams=_get(e, "SSE_MAX_STREAMS", _positive_int, d.sse_max_streams),
             log_level=log_level,
             cors_origins=_get(e, "CORS_ORIGINS", _csv, d.cors_origins),
             dev=_get(e, "GENESIS_DEV", _bool, d.dev),
+            genesis_api_url=_get(e, "GENESIS_API_URL", _http_url, d.genesis_api_url),
+            agent_group=_get(e, "AGENT_GROUP", _nonempty, d.agent_group),
+            agent_step_delay=_get(e, "AGENT_STEP_DELAY", _positive_float, d.agent_step_delay),
         )
 
     @property
     def listen_dsn(self) -> str:
         """Where LISTEN connects: LISTEN_DATABASE_URL, else DATABASE_URL."""
         return self.listen_database_url or self.database_url
+
+    @property
+    def api_url(self) -> str:
+        """GENESIS_API_URL, else this machine's API (http://127.0.0.1:8000 by default)."""
+        if self.genesis_api_url:
+            return self.genesis_api_url.rstrip("/")
+        host = "127.0.0.1" if self.api_host in ("0.0.0.0", "::", "") else self.api_host
+        return f"http://{host}:{self.api_port}"
 
     def require(self, *names: str) -> None:
         """Stops start-up when a setting a command needs is empty."""
@@ -113,8 +147,8 @@ class Settings:
             )
 
     def require_jwt_key(self) -> None:
-        if not self.jwt_secret and not self.jwt_public_key:
-            raise SettingsError("JWT_SECRET (or JWT_PUBLIC_KEY) is required but not set")
+        if not self.jwt_secret and not self.jwt_public_key and not self.jwt_jwks_url:
+            raise SettingsError("JWT_SECRET (or JWT_PUBLIC_KEY, or JWT_JWKS_URL) is required but not set")
 
 
 _ALGORITHMS = {"HS256", "HS384", "HS512", "RS256", "RS384", "RS512", "ES256", "ES384", "ES512"}
@@ -131,6 +165,12 @@ def _get(env: Mapping[str, str], name: str, parse: Callable[[str], T], default: 
 
 
 def _nonempty(raw: str) -> str:
+    return raw
+
+
+def _http_url(raw: str) -> str:
+    if not raw.startswith(("http://", "https://")):
+        raise ValueError("expected an http:// or https:// URL")
     return raw
 
 

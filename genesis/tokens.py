@@ -9,6 +9,7 @@ from typing import Any
 import jwt
 
 from genesis import db, errors
+from genesis.jwks import JwksKeys
 from genesis.settings import Settings
 
 AGENT_SCOPE = "genesis:agent"
@@ -29,32 +30,56 @@ def parse_scopes(claim: object) -> frozenset[str]:
 
 
 class TokenVerifier:
-    """Checks `Authorization: Bearer` tokens: signature, `exp` (required), `aud`/`iss` when configured."""
+    """Checks `Authorization: Bearer` tokens: signature, `exp` (required), `aud`/`iss` when configured.
+
+    The key is JWT_SECRET, JWT_PUBLIC_KEY, or the JWKS key the token's `kid` names (JWT_JWKS_URL). Whatever the
+    token says, `alg` must be one of the allow-list's, and anything wrong with a token is a 401, never a 5xx.
+    """
 
     def __init__(self, settings: Settings) -> None:
         settings.require_jwt_key()
         self._key = settings.jwt_public_key or settings.jwt_secret
+        self._jwks = None
+        if settings.jwt_jwks_url:
+            self._jwks = JwksKeys(
+                settings.jwt_jwks_url,
+                timeout=settings.jwt_jwks_timeout,
+                refetch_interval=settings.jwt_jwks_refetch_interval,
+            )
         # A public key never verifies HMAC tokens (the classic key-confusion attack), and `none` is never allowed.
-        asymmetric = bool(settings.jwt_public_key)
+        asymmetric = bool(settings.jwt_public_key or settings.jwt_jwks_url)
         self._algorithms = [a for a in settings.jwt_algorithms if a.startswith("HS") != asymmetric]
         if not self._algorithms:
             self._algorithms = ["RS256", "ES256"] if asymmetric else ["HS256"]
         self._audience = settings.jwt_audience or None
         self._issuer = settings.jwt_issuer or None
 
-    def user_id(self, authorization: str | None) -> str:
-        return self.verify(authorization).user_id
+    @property
+    def jwks(self) -> JwksKeys | None:
+        return self._jwks
 
-    def verify(self, authorization: str | None) -> Principal:
-        if not authorization:
-            raise errors.Unauthorized("Missing bearer token")
-        scheme, _, token = authorization.partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
-            raise errors.Unauthorized("Authorization must be 'Bearer <token>'")
+    async def close(self) -> None:
+        if self._jwks is not None:
+            await self._jwks.close()
+
+    async def authenticate(self, authorization: str | None) -> Principal:
+        """What the API calls: with JWT_JWKS_URL the key may have to be fetched first (without blocking)."""
+        token = _bearer(authorization)
+        if self._jwks is None:
+            return self._decode(token, self._key)
+        header = _header(token)
+        alg, kid = header.get("alg"), header.get("kid")
+        if not isinstance(alg, str) or alg not in self._algorithms:
+            raise errors.Unauthorized("Invalid token: The specified alg value is not allowed")
+        if kid is not None and not isinstance(kid, str):
+            raise errors.Unauthorized("Invalid token: kid must be a string")
+        return self._decode(token, await self._jwks.key_for(kid, alg))
+
+    def _decode(self, token: str, key: str | jwt.PyJWK) -> Principal:
         try:
             claims: dict[str, Any] = jwt.decode(
-                token.strip(),
-                self._key,
+                token,
+                key,
                 algorithms=self._algorithms,
                 audience=self._audience,
                 issuer=self._issuer,
@@ -62,14 +87,47 @@ class TokenVerifier:
             )
         except jwt.ExpiredSignatureError:
             raise errors.Unauthorized("Token expired") from None
-        except jwt.InvalidTokenError as exc:
+        except jwt.PyJWTError as exc:
+            # Not only InvalidTokenError: a key that does not fit the token's alg is an InvalidKeyError.
             raise errors.Unauthorized(f"Invalid token: {exc}") from None
+        except (ValueError, TypeError, OverflowError, KeyError):
+            # What a hostile token can still provoke inside PyJWT or cryptography (e.g. an `exp` of 1e400).
+            raise errors.Unauthorized("Invalid token: malformed") from None
         sub = claims.get("sub")
         if not isinstance(sub, str) or not sub:
             raise errors.Unauthorized("Token has no subject")
         if not db.storable_text(sub):
             raise errors.Unauthorized("Token subject has characters a user id cannot hold")
-        return Principal(sub, parse_scopes(claims.get("scope")), float(claims["exp"]))
+        return Principal(sub, parse_scopes(claims.get("scope")), _expiry(claims["exp"]))
+
+
+def _bearer(authorization: str | None) -> str:
+    if not authorization:
+        raise errors.Unauthorized("Missing bearer token")
+    scheme, _, token = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise errors.Unauthorized("Authorization must be 'Bearer <token>'")
+    return token.strip()
+
+
+def _header(token: str) -> dict[str, Any]:
+    try:
+        return jwt.get_unverified_header(token)
+    except jwt.PyJWTError as exc:
+        raise errors.Unauthorized(f"Invalid token: {exc}") from None
+    except (ValueError, TypeError, OverflowError):
+        raise errors.Unauthorized("Invalid token: malformed") from None
+
+
+def _expiry(exp: Any) -> float:
+    # PyJWT has checked `exp` is a number in the future; a float that large still has to be one.
+    try:
+        value = float(exp)
+    except (TypeError, ValueError, OverflowError):
+        raise errors.Unauthorized("Invalid token: exp must be a number") from None
+    if value != value or value == float("inf"):
+        raise errors.Unauthorized("Invalid token: exp must be a finite number")
+    return value
 
 
 def issue_token(settings: Settings, user: str, ttl: int = 3600, scopes: str = "") -> str:

@@ -14,6 +14,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from genesis import db
 from genesis.listener import Listener
 from genesis.outbox import prune_sent
+from genesis.outbox_gauges import OutboxGauges
 from genesis.settings import Settings
 from genesis.waits import stopped_within, watch
 from relay import metrics
@@ -58,6 +59,7 @@ async def run_relay(settings: Settings, stop: asyncio.Event) -> None:
         settings.database_url,
         application_name="genesis-relay",
         kafka_topic=settings.kafka_topic,
+        cloudevents_source=settings.cloudevents_source,
         max_size=3,
         isolation="read_committed",
     )
@@ -93,7 +95,14 @@ async def run_relay(settings: Settings, stop: asyncio.Event) -> None:
             "relay started",
             extra={"fields": {"batch_size": settings.relay_batch_size, "listen": settings.relay_listen}},
         )
-        jobs = [worker.run(stop), _sweep(pool, settings, stop), broker.run(stop)]
+        # The outbox gauges on a connection of their own, off the claim pool (shared with the API's /metrics).
+        gauges = OutboxGauges(
+            settings.database_url,
+            application_name="genesis-relay-metrics",
+            interval=min(STATS_INTERVAL, settings.metrics_refresh_interval),
+            on_refresh=metrics.record_stats,
+        )
+        jobs = [worker.run(stop), _sweep(pool, settings, stop), broker.run(stop), gauges.run(stop)]
         if listener is not None:
             jobs.append(listener.run(stop))
         try:
@@ -122,14 +131,11 @@ async def _start_publisher(publisher: Publisher, stop: asyncio.Event) -> bool:
 
 
 async def _sweep(pool: asyncpg.Pool[Any], settings: Settings, stop: asyncio.Event) -> None:
-    """Keeps the gauges fresh, and on its schedule prunes SENT rows and fails stale commands."""
+    """On its schedule prunes SENT rows and fails stale commands."""
     loop = asyncio.get_running_loop()
     next_sweep = loop.time()
     while not stop.is_set():
         try:
-            stats = await pool.fetchrow("SELECT * FROM outbox_stats()")
-            if stats is not None:
-                metrics.record_stats(dict(stats))
             if loop.time() >= next_sweep:
                 next_sweep = loop.time() + settings.relay_sweep_interval
                 pruned = await prune_sent(pool, settings.relay_retention, stopped=stop.is_set)

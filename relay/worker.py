@@ -22,7 +22,7 @@ import asyncpg
 
 from genesis import db
 from genesis.waits import first_set, stopped_within
-from relay import metrics
+from relay import metrics, tracing
 from relay.publisher import HeldBackError, Landing, OutboxRow, Outcome, Publisher, headers_from_json
 
 log = logging.getLogger("genesis.relay")
@@ -48,6 +48,7 @@ class Published(NamedTuple):
     failed: Failures
     held: list[OutboxRow]
     waiting: list[OutboxRow]  # fresh rows of partitions without a leader, never handed over
+    started_ns: int  # when the publish began (the start of its rows' PRODUCER spans)
 
     @property
     def clean(self) -> bool:
@@ -204,11 +205,12 @@ class RelayWorker:
     async def _publish(self, rows: list[OutboxRow]) -> Published:
         """Publishes the batch (but the fresh rows of partitions without a leader, which wait)."""
         rows, waiting = await self._without_leaderless(rows)
-        started = time.perf_counter()
+        started, started_ns = time.perf_counter(), time.time_ns()
         outcome = await self._publisher.publish(rows) if rows else []
         metrics.PUBLISH_SECONDS.observe(time.perf_counter() - started)
         sent, failed, held = _split(rows, outcome)
-        return Published(rows, sent, failed, held, waiting)
+        tracing.record_sends(sent, len(rows), started_ns)
+        return Published(rows, sent, failed, held, waiting, started_ns)
 
     async def _settle(self, token: uuid.UUID | None, published: Published) -> int:
         """Settles a published batch; returns how many rows were SENT (0 when the claim was lost)."""

@@ -6,18 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
-import shutil
-import signal
-import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import IO, Any, TypeAlias, get_args
+from typing import Any, TypeAlias, get_args
 
 import aiohttp
 import asyncpg
@@ -25,6 +21,7 @@ import asyncpg
 from genesis import db
 from genesis.commands import Stage
 from genesis.localservices import free_port
+from tests.processes import ServiceProcess, genesis_command
 from tests.topic import TopicConsumer, create_topic
 
 STAGES: tuple[str, ...] = tuple(s for s in get_args(Stage) if s != "FINISHED")  # the five a session confirms
@@ -41,12 +38,6 @@ TEST_RELAY_SETTINGS = {
 }
 
 
-def genesis_command() -> str:
-    """The console script of the environment running the tests."""
-    beside = Path(sys.executable).with_name("genesis")
-    return str(beside) if beside.exists() else (shutil.which("genesis") or "genesis")
-
-
 async def eventually(check: Callable[[], Awaitable[bool]], *, within: float, what: str, every: float = 0.05) -> None:
     deadline = time.monotonic() + within
     while not await check():
@@ -58,27 +49,12 @@ async def eventually(check: Callable[[], Awaitable[bool]], *, within: float, wha
 # --- relay replicas -----------------------------------------------------------------------------
 
 
-class Relay:
+class Relay(ServiceProcess):
     """One `genesis relay` subprocess; its JSON log lines go to `log_path`."""
 
     def __init__(self, env: Mapping[str, str], log_path: Path) -> None:
+        super().__init__((genesis_command(), "relay"), env, log_path)
         self.metrics_port = int(env["RELAY_METRICS_PORT"])
-        self.env = dict(env)
-        self.log_path = log_path
-        self.process: asyncio.subprocess.Process | None = None
-        self._log: IO[bytes] | None = None
-
-    @property
-    def pid(self) -> int:
-        assert self.process is not None
-        return self.process.pid
-
-    async def start(self) -> Relay:
-        self._log = self.log_path.open("ab")
-        self.process = await asyncio.create_subprocess_exec(
-            genesis_command(), "relay", env=self.env, stdout=asyncio.subprocess.DEVNULL, stderr=self._log
-        )
-        return self
 
     async def http(self, path: str) -> tuple[int, str]:
         async with (
@@ -116,37 +92,14 @@ class Relay:
                 return float(line.rsplit(" ", 1)[1])
         raise AssertionError(f"no metric {name}")
 
-    def kill(self) -> None:
-        """SIGKILL: no chance to settle or release anything."""
-        os.kill(self.pid, signal.SIGKILL)
-
     async def terminate(self, within: float = 15) -> tuple[int, float]:
         """SIGTERM; returns the exit code and how long the relay took to exit."""
-        assert self.process is not None
-        started = time.monotonic()
-        self.process.send_signal(signal.SIGTERM)
-        code = await asyncio.wait_for(self.process.wait(), within)
-        return code, time.monotonic() - started
-
-    async def close(self) -> None:
-        if self.process is not None and self.process.returncode is None:
-            with contextlib.suppress(ProcessLookupError, TimeoutError):
-                await self.terminate(within=12)  # graceful, so coverage data gets written
-            if self.process.returncode is None:
-                self.kill()
-                await self.process.wait()
-        if self._log is not None:
-            self._log.close()
-            self._log = None
+        return await self.stop(within)
 
     def logs(self) -> list[dict[str, Any]]:
-        lines = []
-        for raw in self.log_path.read_text(errors="replace").splitlines():
-            with contextlib.suppress(ValueError):
-                line = json.loads(raw)
-                if isinstance(line, dict):
-                    line["at"] = datetime.fromisoformat(line["ts"]).timestamp()
-                    lines.append(line)
+        lines = super().logs()
+        for line in lines:
+            line["at"] = datetime.fromisoformat(line["ts"]).timestamp()
         return lines
 
     def failure(self) -> str:

@@ -132,11 +132,17 @@ class ProxiedBroker:
 
     async def start(self) -> str:
         await self.proxy.start()
-        if self._kafka is not None:
-            await asyncio.to_thread(self._kafka.start)
-        else:
-            assert self._tansu is not None
-            await asyncio.to_thread(self._tansu.start)
+        try:
+            if self._kafka is not None:
+                from tests.brokers import start_cluster
+
+                await asyncio.to_thread(start_cluster, self._kafka, "a broker behind a proxy")
+            else:
+                assert self._tansu is not None
+                await asyncio.to_thread(self._tansu.start)
+        except BaseException:
+            await self.stop()  # the proxy's socket and any half-started broker, not left to the GC
+            raise
         return self.bootstrap_servers
 
     async def stop(self) -> None:

@@ -1,6 +1,10 @@
 -- Creates a session for `_user_id` and records Genesis.Session.Created (with its inbox and
 -- outbox rows) in the caller's transaction.
-CREATE OR REPLACE FUNCTION create_session(_user_id text, _request_id text DEFAULT NULL)
+-- The signature before the trailing parameters were added: a second function beside this one would make
+-- calls that name only the old arguments ambiguous. Dropped in the same transaction that creates this one.
+DROP FUNCTION IF EXISTS create_session(text, text);
+CREATE OR REPLACE FUNCTION create_session(_user_id text, _request_id text DEFAULT NULL,
+                                          _traceparent text DEFAULT NULL, _tracestate text DEFAULT NULL)
 RETURNS jsonb
 LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
@@ -18,7 +22,7 @@ BEGIN
     RETURNING id INTO _command_id;
     PERFORM genesis_append_event(_session.id, 'Genesis.Session.Created',
                                  jsonb_build_object('user_id', _user_id, 'stage', _session.stage),
-                                 _command_id, _user_id, _request_id);
+                                 _command_id, _user_id, _request_id, _traceparent, _tracestate);
 
     SELECT * INTO _session FROM genesis_sessions s WHERE s.id = _session.id;
     RETURN genesis_session_json(_session);

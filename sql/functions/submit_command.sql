@@ -3,9 +3,13 @@
 -- JSON fields for the error body), so a refused command leaves nothing behind.
 -- The API runs it at REPEATABLE READ and retries serialization failures; from psql it is just
 --   SELECT * FROM submit_command('<session>', 'ConfirmStage', '{"stage": "..."}', '<user>');
+-- The signature before the trailing parameters were added: a second function beside this one would make
+-- calls that name only the old arguments ambiguous. Dropped in the same transaction that creates this one.
+DROP FUNCTION IF EXISTS submit_command(uuid, text, jsonb, text, text, text);
 CREATE OR REPLACE FUNCTION submit_command(
     _session_id uuid, _command_type text, _payload jsonb, _user_id text,
-    _idempotency_key text DEFAULT NULL, _request_id text DEFAULT NULL)
+    _idempotency_key text DEFAULT NULL, _request_id text DEFAULT NULL,
+    _traceparent text DEFAULT NULL, _tracestate text DEFAULT NULL)
 RETURNS TABLE (command_id uuid, command_status text, is_async boolean, replayed boolean,
                event_ids uuid[], session jsonb)
 LANGUAGE plpgsql VOLATILE AS $$
@@ -100,16 +104,17 @@ BEGIN
         _event := genesis_append_event(_session_id, _rule.event_type,
             jsonb_build_object('stage', _session.stage, 'next_stage', _next_stage,
                                'data', coalesce(_payload -> 'data', '{}'::jsonb)),
-            _command_id, _user_id, _request_id);
+            _command_id, _user_id, _request_id, _traceparent, _tracestate);
         _event_ids := _event_ids || _event.event_id;
         IF _next_stage = 'FINISHED' THEN
             _event := genesis_append_event(_session_id, 'Genesis.Session.Finished',
                 jsonb_build_object('stage_data', (SELECT s.stage_data FROM genesis_sessions s WHERE s.id = _session_id)),
-                _command_id, _user_id, _request_id);
+                _command_id, _user_id, _request_id, _traceparent, _tracestate);
             _event_ids := _event_ids || _event.event_id;
         END IF;
     ELSE
-        _event := genesis_append_event(_session_id, _rule.event_type, _payload, _command_id, _user_id, _request_id);
+        _event := genesis_append_event(_session_id, _rule.event_type, _payload, _command_id, _user_id, _request_id,
+                                       _traceparent, _tracestate);
         _event_ids := _event_ids || _event.event_id;
     END IF;
 

@@ -16,7 +16,7 @@ import pytest
 
 from genesis.localservices import free_port, wait_for_port
 from tests.conftest import JWT_SECRET
-from tests.relay_harness import genesis_command
+from tests.processes import genesis_command
 
 GENESIS = genesis_command()
 
@@ -148,3 +148,20 @@ def test_outbox_operations_on_rows_that_do_not_exist(database_url: str) -> None:
         result = _run("outbox", *args, DATABASE_URL=database_url)
         assert result.returncode == 2, args
         assert result.stderr.strip().splitlines() == [f"genesis: Outbox row 999 is not {why}"], result.stderr
+
+
+def test_the_development_agent_refuses_to_start_outside_development() -> None:
+    settings = {"KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1", "JWT_SECRET": JWT_SECRET}
+    for env in (settings, {**settings, "GENESIS_DEV": "0"}):
+        result = _run("agent", "--dev", **env)
+        assert result.returncode == 2
+        assert result.stderr.strip().splitlines() == [
+            "genesis: genesis agent --dev is a development stand-in; it runs only with GENESIS_DEV=1"
+        ]
+    result = _run("agent", "--dev", GENESIS_DEV="1", JWT_SECRET=JWT_SECRET)
+    assert result.returncode == 2
+    assert "KAFKA_BOOTSTRAP_SERVERS" in result.stderr
+    result = _run("agent", "--dev", GENESIS_DEV="1", GENESIS_API_URL="localhost:8000", **settings)
+    assert result.returncode == 2
+    assert "GENESIS_API_URL" in result.stderr
+    assert _run("agent", **settings).returncode == 2  # --dev is the only agent there is

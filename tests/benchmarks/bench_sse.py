@@ -1,4 +1,5 @@
-"""`make bench-sse`: SSE fan-out latency, commit → received, with 500 open streams on one process.
+"""`make bench-sse`: SSE fan-out latency, commit → received, with 500 open streams on one session, then the
+scale case of bench_sse_scale.py (10,000 streams over 5,000 sessions; BENCH_SCALE=0 skips it).
 
 The API runs as the real `genesis api`; the 500 streams are read by tests/benchmarks/sse_reader.py
 in a process of its own. The writer commits SubmitFeedback + complete_command rounds over asyncpg
@@ -17,11 +18,13 @@ from typing import Any
 
 import asyncpg
 
+from tests.benchmarks.bench_sse_scale import measure_scale, raise_fd_limit, report_scale
 from tests.benchmarks.harness import USER, api_stack, say
 
 STREAMS = int(os.environ.get("BENCH_STREAMS", "500"))
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "50"))
 RATE = float(os.environ.get("BENCH_ROUNDS_PER_SECOND", "10"))
+SCALE = os.environ.get("BENCH_SCALE", "1") != "0"  # the 10,000-stream case (bench_sse_scale.py)
 
 
 SUBMIT = "SELECT command_id FROM submit_command($1, 'SubmitFeedback', jsonb_build_object('feedback', $2::text), $3)"
@@ -67,13 +70,22 @@ def measure(dsn: str, base_url: str, env: dict[str, str], streams: int) -> dict[
 
 
 def main() -> None:
+    raise_fd_limit()
+    # The one-session case is one user's STREAMS tabs: past the per-user cap, which is not what it measures.
+    os.environ.setdefault("SSE_MAX_STREAMS_PER_USER", str(max(STREAMS, 16)))
     with api_stack("sse") as stack:
         one = measure(stack.dsn, stack.base_url, stack.env, 1)
         many = measure(stack.dsn, stack.base_url, stack.env, STREAMS)
+    scale = None
+    if SCALE:
+        with api_stack("sse_scale") as stack:
+            scale = measure_scale(stack)
     print(f"{'streams':>8}{'deliveries':>12}{'p50 ms':>9}{'p99 ms':>9}{'max ms':>9}")
     for r in (one, many):
         print(f"{r['streams']:>8}{r['deliveries']:>12}{r['p50_ms']:>9.1f}{r['p99_ms']:>9.1f}{r['max_ms']:>9.1f}")
     print(f"p99 ratio {STREAMS} streams / 1 stream = {many['p99_ms'] / one['p99_ms']:.1f}")
+    if scale is not None:
+        report_scale(scale)
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ from genesis.localservices import LocalPostgres, free_port, wait_for_port
 from genesis.settings import Settings
 from genesis.tokens import issue_token
 from tests.conftest import fresh_database
-from tests.relay_harness import genesis_command
+from tests.processes import genesis_command
 
 SECRET = "bench-secret-" + "x" * 32
 USER = "bench"
@@ -34,6 +34,7 @@ class Stack:
     base_url: str
     env: dict[str, str]  # DATABASE_URL, JWT_SECRET and a TOKEN for USER, for child processes
     workdir: Path
+    api_pid: int = 0
 
 
 @contextlib.contextmanager
@@ -53,10 +54,32 @@ def api_stack(name: str) -> Iterator[Stack]:
                "TOKEN": issue_token(Settings(jwt_secret=SECRET), USER, 3600), "BENCH_USER": USER}  # fmt: skip
         api = subprocess.Popen([genesis_command(), "api"], env=env)
         wait_for_port(port, process=api)
-        yield Stack(dsn, f"http://127.0.0.1:{port}", env, workdir)
+        yield Stack(dsn, f"http://127.0.0.1:{port}", env, workdir, api.pid)
     finally:
         if api is not None:
-            api.send_signal(signal.SIGTERM)
-            api.wait(15)
+            stop(api)
         if server is not None:
             server.stop()
+
+
+@contextlib.contextmanager
+def another_api(stack: Stack, **settings: str) -> Iterator[tuple[str, int]]:
+    """A second `genesis api` on the stack's database, with `settings` added; yields its base URL and pid."""
+    port = free_port()
+    api = subprocess.Popen([genesis_command(), "api"], env={**stack.env, "API_PORT": str(port), **settings})
+    try:
+        wait_for_port(port, process=api)
+        yield f"http://127.0.0.1:{port}", api.pid
+    finally:
+        stop(api)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU a process has used (Linux /proc), so a cost per request survives a busy neighbour."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    process.send_signal(signal.SIGTERM)
+    process.wait(15)

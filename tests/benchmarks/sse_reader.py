@@ -51,6 +51,7 @@ async def main() -> None:
             *(http.get(f"/genesis/sessions/{session_id}/events/stream") for _ in range(streams))
         )
         for response in responses:  # each has replayed the Created event before going live
+            assert response.status == 200, (response.status, await response.text())
             while not (await response.content.readline()).startswith(b"data: "):
                 pass
         print("ready", flush=True)

@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import asyncpg
 import pytest
 from aiohttp import web
@@ -19,6 +20,7 @@ from aiohttp import web
 from api.app import create_app
 from genesis import commands
 from genesis.settings import Settings
+from genesis.tokens import AGENT_SCOPE, issue_token
 from tests.relay_harness import complete, submit
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -176,3 +178,67 @@ async def test_without_dev_mode_the_console_says_how_to_get_a_token(
     await page.get_by_test_id("create-session").click()  # no token: the API's own answer is shown
     await expect(page.get_by_test_id("result-status")).to_have_text("401")
     await expect(page.get_by_test_id("result-body")).to_contain_text("UNAUTHORIZED")
+
+
+async def test_the_console_shows_an_agents_progress_and_the_proposed_concepts(
+    start_console: StartConsole, page: Page, settings: Settings, tmp_path: Path
+) -> None:
+    url = await start_console()
+    await _open_with_dev_token(page, url)
+    await page.get_by_test_id("create-session").click()
+    await expect(page.get_by_test_id("stream-state")).to_have_text("live")
+    await page.get_by_test_id("command-type").select_option("RequestConceptGeneration")
+    await page.get_by_test_id("send-command").click()
+    await expect(page.get_by_test_id("result-status")).to_have_text("202")
+    command_id = json.loads(await page.get_by_test_id("result-body").inner_text())["command_id"]
+
+    # What an agent sends (CONTRACT §9), with a token of the agent scope.
+    agent = {"Authorization": f"Bearer {issue_token(settings, 'concept-agent', 600, AGENT_SCOPE)}"}
+    base = url.removesuffix("/console")
+    async with aiohttp.ClientSession(headers=agent) as http:
+        async with http.post(
+            f"{base}/genesis/tasks/{command_id}/progress", json={"progress": 40, "message": "Drafting"}
+        ) as r:
+            assert r.status == 200
+        task = page.get_by_test_id("task")
+        await expect(task).to_have_attribute("data-progress", "40")
+        await expect(task).to_contain_text("40% Drafting")
+        await expect(task.locator("progress")).to_have_attribute("value", "40")
+        await page.screenshot(path=tmp_path / "progress.png", full_page=True)
+        concepts = [
+            {"title": "The Lighthouse", "logline": "A keeper's last summer"},
+            {"title": "Salt", "logline": "Tides"},
+        ]
+        body = {"outcome": "COMPLETED", "result": {"concepts": concepts, "generator": "test"}}
+        async with http.post(f"{base}/genesis/tasks/{command_id}/complete", json=body) as r:
+            assert r.status == 200
+
+    proposed = _events(page, "Genesis.Session.ConceptProposed")
+    await expect(proposed).to_have_count(1)
+    await expect(proposed.get_by_test_id("concepts").locator("li")).to_have_text(
+        ["The Lighthouse — A keeper's last summer", "Salt — Tides"]
+    )
+    await expect(task).to_have_attribute("data-state", "done")
+    await expect(task).to_contain_text("ConceptProposed")
+    await page.screenshot(path=tmp_path / "proposed.png", full_page=True)
+
+
+async def test_the_live_list_shows_where_each_event_landed_on_kafka(
+    start_console: StartConsole, page: Page, database_url: str, kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    from tests.relay_harness import open_rig
+
+    async with open_rig(database_url, kafka_bootstrap, tmp_path) as rig:
+        await _open_with_dev_token(page, await start_console(kafka_topic=rig.topic))
+        await page.get_by_test_id("create-session").click()
+        created = _events(page, "Genesis.Session.Created")
+        await expect(created).to_have_count(1)
+        await expect(created.locator('[data-field="kafka"]')).to_have_text("not on Kafka yet")
+        await rig.start_relay()  # only now can it land
+        event_id = await created.locator('[data-field="event_id"]').get_attribute("title")
+        assert event_id
+        await rig.consumer.wait_for({event_id}, within=15)
+        record = rig.consumer.received(event_id)
+        await expect(created.locator('[data-field="kafka"]')).to_have_text(
+            f"on Kafka: partition {record.partition}, offset {record.offset}"
+        )

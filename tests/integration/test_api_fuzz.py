@@ -2,7 +2,9 @@
 
 The API runs as the real console script (`genesis api`) against a fresh database; schemathesis
 generates valid (positive) and invalid (negative) requests for every operation, half of them
-aimed at a session the token's user really owns, so the handlers behind the 404 are reached too.
+aimed at a session the token's user really owns (and, for the agents' task routes, at a real command),
+so the handlers behind the 404 are reached too. The token holds the agent scope, so those routes are
+fuzzed past their 403.
 """
 
 from __future__ import annotations
@@ -24,9 +26,9 @@ from schemathesis.core.result import Ok
 from api.openapi import document
 from genesis.localservices import free_port, wait_for_port
 from genesis.settings import Settings
-from genesis.tokens import issue_token
+from genesis.tokens import AGENT_SCOPE, issue_token
 from tests.conftest import JWT_SECRET
-from tests.relay_harness import genesis_command
+from tests.processes import genesis_command
 
 # Streams never end by themselves; they have their own tests (test_events_stream.py).
 SKIP = {("GET", "/genesis/sessions/{session_id}/events/stream")}
@@ -42,11 +44,16 @@ async def test_fuzzing_every_operation_finds_no_server_error(database_url: str) 
     try:
         await asyncio.to_thread(wait_for_port, port, process=process)
         base_url = f"http://127.0.0.1:{port}"
-        token = issue_token(Settings(jwt_secret=JWT_SECRET), "fuzzer", ttl=600)
+        token = issue_token(Settings(jwt_secret=JWT_SECRET), "fuzzer", ttl=600, scopes=AGENT_SCOPE)
+        headers = {"Authorization": f"Bearer {token}"}
         async with aiohttp.ClientSession() as http:
-            created = await http.post(f"{base_url}/genesis/sessions", headers={"Authorization": f"Bearer {token}"})
+            created = await http.post(f"{base_url}/genesis/sessions", headers=headers)
             session_id = (await created.json())["id"]
-        failures = await asyncio.to_thread(_fuzz, base_url, token, session_id)
+            body = {"command_type": "RequestConceptGeneration", "payload": {}}
+            commands = f"{base_url}/genesis/sessions/{session_id}/commands"
+            submitted = await http.post(commands, json=body, headers=headers)
+            command_id = (await submitted.json())["command_id"]
+        failures = await asyncio.to_thread(_fuzz, base_url, token, session_id, command_id)
     finally:
         process.send_signal(signal.SIGTERM)
         _, stderr = process.communicate(timeout=15)
@@ -55,7 +62,7 @@ async def test_fuzzing_every_operation_finds_no_server_error(database_url: str) 
     assert process.returncode == 0, log[-2000:]
 
 
-def _fuzz(base_url: str, token: str, session_id: str) -> list[str]:
+def _fuzz(base_url: str, token: str, session_id: str, command_id: str) -> list[str]:
     schema = schemathesis.openapi.from_dict(document())
     failures: list[str] = []
     for result in schema.get_all_operations():
@@ -75,6 +82,8 @@ def _fuzz(base_url: str, token: str, session_id: str) -> list[str]:
             def check(case: schemathesis.Case[Any], own_session: bool) -> None:
                 if own_session and case.path_parameters and "session_id" in case.path_parameters:
                     case.path_parameters["session_id"] = session_id
+                if own_session and case.path_parameters and case.operation.path.startswith("/genesis/tasks/"):
+                    case.path_parameters["command_id"] = command_id
                 response = case.call(base_url=base_url, headers={"Authorization": f"Bearer {token}"}, timeout=10)
                 if response.status_code >= 500:
                     failures.append(f"{case.method} {case.formatted_path} → {response.status_code}: {response.text}")

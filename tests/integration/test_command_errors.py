@@ -13,7 +13,7 @@ import pytest
 from api.requests import MAX_BODY_BYTES
 from tests.integration.tables import STAGES, Auth, Client, commands_url, confirm, finish, row_counts
 
-UNSTORABLE = {"fields": {"body": "no NUL or unpaired surrogate characters"}}
+UNSTORABLE = "no NUL or unpaired surrogate characters"
 SUPPORTED = ["ConfirmStage", "RequestConceptGeneration", "SubmitFeedback"]
 
 
@@ -74,8 +74,18 @@ CASES = [
          "VALIDATION_ERROR"),
     Case("bad Idempotency-Key", {"command_type": "RequestConceptGeneration", "payload": {}}, 422,
          "VALIDATION_ERROR", headers={"Idempotency-Key": "has spaces in it"}),
-    Case("long Idempotency-Key", {"command_type": "RequestConceptGeneration", "payload": {}}, 422,
-         "VALIDATION_ERROR", headers={"Idempotency-Key": "k" * 256}),
+    Case("long Idempotency-Key", {"command_type": "RequestConceptGeneration", "payload": {}}, 400,
+         "HEADER_TOO_LARGE", {"header": "Idempotency-Key", "limit_characters": 255},
+         headers={"Idempotency-Key": "k" * 256}),
+    Case("1e400", None, 422, "VALIDATION_ERROR", {"fields": {"payload.data.score": "must be a finite number"}},
+         raw=b'{"command_type": "ConfirmStage", "payload": {"stage": "CONCEPT_SELECTION", "data": {"score": 1e400}}}'),
+    Case("-1e400", None, 422, "VALIDATION_ERROR", names="payload.data.scores[1]",
+         raw=b'{"command_type": "ConfirmStage", "payload": {"stage": "CONCEPT_SELECTION", "data": {"scores": '
+             b'[1, -1e400]}}}'),
+    Case("5,000-digit integer", None, 422, "VALIDATION_ERROR",
+         {"fields": {"payload.data.n": "must be an integer of at most 1000 digits"}},
+         raw=b'{"command_type": "ConfirmStage", "payload": {"stage": "CONCEPT_SELECTION", "data": {"n": -'
+             + b"9" * 5000 + b"}}}"),
     Case("invalid JSON", None, 400, "INVALID_JSON", raw=b'{"command_type": '),
     Case("invalid UTF-8", None, 400, "INVALID_JSON", raw=b'{"command_type": "\xff"}'),
     Case("empty body", None, 400, "INVALID_JSON", raw=b""),
@@ -88,10 +98,10 @@ CASES = [
                                    "payload": {"preferences": _nested(70)}}, 422, "VALIDATION_ERROR",
          {"fields": {"body": "at most 64 levels"}}),
     Case("NUL in a value", {"command_type": "SubmitFeedback", "payload": {"feedback": "a\u0000b"}}, 422,
-         "VALIDATION_ERROR", UNSTORABLE),
+         "VALIDATION_ERROR", {"fields": {"payload.feedback": UNSTORABLE}}),
     Case("NUL in a key", {"command_type": "RequestConceptGeneration", "payload": {"preferences": {"k\u0000": 1}}},
-         422, "VALIDATION_ERROR", UNSTORABLE),
-    Case("lone surrogate", None, 422, "VALIDATION_ERROR", UNSTORABLE,
+         422, "VALIDATION_ERROR", {"fields": {"payload.preferences": UNSTORABLE}}),
+    Case("lone surrogate", None, 422, "VALIDATION_ERROR", {"fields": {"payload.preferences.x[0]": UNSTORABLE}},
          raw=b'{"command_type": "RequestConceptGeneration", "payload": {"preferences": {"x": ["\\ud800"]}}}'),
     Case("text/plain body", None, 415, "UNSUPPORTED_MEDIA_TYPE", raw=b"ConfirmStage", content_type="text/plain"),
     Case("form body", None, 415, "UNSUPPORTED_MEDIA_TYPE", raw=b"command_type=ConfirmStage",

@@ -15,7 +15,7 @@ from api.console import STATIC
 from genesis.settings import Settings
 from tests.integration.tables import Client
 
-ASSETS = ("console.js", "sse.js", "console.css")
+ASSETS = ("console.js", "sse.js", "dom.js", "tasks.js", "console.css")
 
 
 @pytest.fixture

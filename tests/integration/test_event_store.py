@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, TypeAlias
 
 import asyncpg
@@ -69,7 +69,8 @@ async def test_metadata_and_outbox_row_of_an_event(client: Client, auth: Auth, s
     event = await conn.fetchrow("SELECT * FROM domain_events WHERE correlation_id = $1", command_id)
     assert event is not None
     meta = event["metadata"]
-    assert set(meta) == {"user_id", "source_service", "request_id", "timestamp"}
+    # The request's W3C trace context too (CONTRACT §6), when the API traces (genesis.tracing.setup).
+    assert set(meta) - {"traceparent", "tracestate"} == {"user_id", "source_service", "request_id", "timestamp"}
     assert (meta["user_id"], meta["source_service"], meta["request_id"]) == ("alice", "genesis-api", "req-42")
     assert datetime.fromisoformat(meta["timestamp"]).tzinfo is not None
     assert (event["aggregate_type"], event["event_version"]) == ("GENESIS_SESSION", 1)
@@ -83,6 +84,14 @@ async def test_metadata_and_outbox_row_of_an_event(client: Client, auth: Auth, s
         "event_type": "Genesis.Session.FeedbackSubmitted",
         "correlation_id": str(command_id),
         "causation_id": str(event["causation_id"]),
+        "ce_specversion": "1.0",
+        "ce_id": str(event["event_id"]),
+        "ce_source": "/infinitescribe/genesis",
+        "ce_type": "Genesis.Session.FeedbackSubmitted",
+        "ce_subject": session_id,
+        "ce_time": event["created_at"].astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+        "content-type": "application/json",
+        **{k: meta[k] for k in ("traceparent", "tracestate") if k in meta},
     }
     assert outbox["payload"]["event_id"] == str(event["event_id"])
     assert outbox["payload"]["payload"] == {"feedback": "yes"}
@@ -181,3 +190,26 @@ async def test_a_commit_notifies_both_channels_a_refusal_neither(database_url: s
         assert received == [("genesis_outbox_v1", ""), ("genesis_events_v1", session)]
     finally:
         await listener.close()
+
+
+async def test_a_result_event_continues_the_trace_of_the_command_it_settles(conn: Conn) -> None:
+    traceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    session_id = await new_session(conn)
+    row = await conn.fetchrow(
+        "SELECT * FROM submit_command($1, $2, $3, $4, NULL, NULL, $5, $6)",
+        uuid.UUID(session_id),
+        "RequestConceptGeneration",
+        {"count": 1},
+        "relay-tester",
+        traceparent,
+        "vendor=1",
+    )
+    assert row is not None
+    await complete(conn, str(row["command_id"]))
+    result = await conn.fetchrow(
+        """SELECT e.metadata, o.headers FROM domain_events e JOIN event_outbox o USING (event_id)
+            WHERE e.event_type = 'Genesis.Session.ConceptProposed'"""
+    )
+    assert result is not None
+    assert (result["metadata"]["traceparent"], result["metadata"]["tracestate"]) == (traceparent, "vendor=1")
+    assert (result["headers"]["traceparent"], result["headers"]["tracestate"]) == (traceparent, "vendor=1")

@@ -143,9 +143,12 @@ async def test_events_committed_during_the_replay_are_neither_lost_nor_sent_twic
 
 
 async def test_200_streams_share_one_listening_connection_and_all_get_every_event(
-    client: Client, auth: Auth, session_id: str, conn: asyncpg.Connection[Any]
+    settings: Settings, aiohttp_client: Callable[..., Any], auth: Auth, conn: asyncpg.Connection[Any]
 ) -> None:
+    # One user's 200 streams: past SSE_MAX_STREAMS_PER_USER's default, so raised here.
+    client: Client = await aiohttp_client(create_app(dataclasses.replace(settings, sse_max_streams_per_user=200)))
     headers = auth()
+    session_id = (await (await client.post("/genesis/sessions", headers=headers)).json())["id"]
     url = client.make_url(_url(session_id))
     # The test client pools at most 100 connections; 200 open streams need their own session.
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:

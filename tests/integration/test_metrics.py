@@ -5,9 +5,13 @@ The Prometheus registry is process-wide, so the counter tests compare a scrape b
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import json
 import logging
+import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import asyncpg
@@ -16,8 +20,10 @@ from prometheus_client import REGISTRY as RELAY_REGISTRY
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
+from api.app import create_app
 from api.metrics import outbox_exposition
 from genesis.logs import JsonFormatter
+from genesis.settings import Settings
 from relay import metrics as relay_metrics
 from tests.integration.tables import Auth, Client
 from tests.relay_harness import outbox_stats
@@ -99,9 +105,28 @@ async def test_auth_refusals_are_counted_with_their_status(client: Client, sessi
     assert moved(before, after, "genesis_api_commands_total", **refused) == 1
 
 
+@pytest.fixture
+async def fast_client(settings: Settings, aiohttp_client: Callable[..., Any]) -> Client:
+    """The API with its outbox gauges refreshed every 50 ms, so a test need not wait the default 5 s."""
+    client: Client = await aiohttp_client(create_app(dataclasses.replace(settings, metrics_refresh_interval=0.05)))
+    return client
+
+
+async def scrape_until(client: Client, check: Callable[[Samples], bool]) -> Samples:
+    """Scrapes until the refresher has caught up with what the test just did."""
+    samples = await scrape(client)
+    deadline = time.monotonic() + 10
+    while not check(samples) and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+        samples = await scrape(client)
+    return samples
+
+
 async def test_outbox_gauges_come_from_outbox_stats(
-    client: Client, auth: Auth, session_id: str, conn: asyncpg.Connection[Any]
+    fast_client: Client, auth: Auth, conn: asyncpg.Connection[Any]
 ) -> None:
+    client = fast_client
+    session_id = (await (await client.post("/genesis/sessions", headers=auth())).json())["id"]
     other = await client.post("/genesis/sessions", headers=auth())
     assert other.status == 201
     command = await client.post(
@@ -111,7 +136,7 @@ async def test_outbox_gauges_come_from_outbox_stats(
     )
     assert command.status == 202
     # Two sessions: `session_id` has Created + ConceptGenerationRequested, the other one Created.
-    samples = await scrape(client)
+    samples = await scrape_until(client, lambda s: value(s, "genesis_outbox_backlog") == 3)
     assert value(samples, "genesis_outbox_backlog") == 3
     assert value(samples, "genesis_outbox_failed") == 0
     assert value(samples, "genesis_outbox_blocked") == 0
@@ -125,7 +150,7 @@ async def test_outbox_gauges_come_from_outbox_stats(
     assert [r["id"] for r in claimed] == [head]
     await conn.fetchval("SELECT mark_outbox_failed($1, $2, 'KafkaError: boom')", claimed[0]["claim_token"], [head])
 
-    samples = await scrape(client)
+    samples = await scrape_until(client, lambda s: value(s, "genesis_outbox_failed") == 1)
     assert value(samples, "genesis_outbox_backlog") == 2
     assert value(samples, "genesis_outbox_failed") == 1
     assert value(samples, "genesis_outbox_blocked") == 1
@@ -136,15 +161,14 @@ async def test_outbox_gauges_come_from_outbox_stats(
 
 
 async def test_metrics_are_served_without_outbox_gauges_when_stats_fail(
-    client: Client, conn: asyncpg.Connection[Any], caplog: pytest.LogCaptureFixture
+    fast_client: Client, conn: asyncpg.Connection[Any], caplog: pytest.LogCaptureFixture
 ) -> None:
-    before = await scrape(client)
+    before = await scrape_until(fast_client, lambda s: ("genesis_outbox_backlog", frozenset()) in s)
     assert value(before, "genesis_outbox_backlog") == 0
-    assert ("genesis_outbox_backlog", frozenset()) in before
     await conn.execute("DROP FUNCTION outbox_stats()")  # a fresh database of this test's own
-    after = await scrape(client)
+    after = await scrape_until(fast_client, lambda s: ("genesis_outbox_backlog", frozenset()) not in s)
     assert ("genesis_outbox_backlog", frozenset()) not in after
-    assert moved(before, after, "genesis_api_outbox_stats_errors_total") == 1
+    assert moved(before, after, "genesis_api_outbox_stats_errors_total") >= 1
     assert any("outbox_stats() failed" in r.getMessage() for r in caplog.records)
 
 

@@ -35,12 +35,12 @@ async def test_the_codes_the_middlewares_send_are_in_the_enum(
     assert set(codes) <= _enum()
 
 
-def test_every_domain_error_is_in_the_enum_but_those_only_operators_and_agents_meet() -> None:
+def test_every_domain_error_is_in_the_enum_but_those_only_operators_meet() -> None:
     domain: set[str] = set()
     todo: list[type[errors.DomainError]] = [errors.DomainError]
     while todo:
         kind = todo.pop()
         todo.extend(kind.__subclasses__())
         domain.add(kind.error_code)
-    # complete_command (agents) and requeue/discard (the operators' CLI) are not behind any route.
-    assert domain - _enum() == {"COMMAND_NOT_PENDING", "OUTBOX_ROW_NOT_FOUND"}
+    # requeue/discard (the operators' CLI) are not behind any route.
+    assert domain - _enum() == {"OUTBOX_ROW_NOT_FOUND"}

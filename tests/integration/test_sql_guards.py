@@ -178,10 +178,38 @@ async def test_complete_command_refusals(psql: Plain) -> None:
     detail = await _refused(psql, "GS412", complete, sync["command_id"], "COMPLETED")
     assert detail == {"command_id": str(sync["command_id"]), "command_status": "COMPLETED"}
 
-    await psql.fetch(complete, pending["command_id"], "FAILED")
-    for outcome in ("COMPLETED", "FAILED"):
-        detail = await _refused(psql, "GS412", complete, pending["command_id"], outcome)
+    first = await psql.fetchrow(complete, pending["command_id"], "FAILED")
+    # A different completion of the settled command is refused; the same one again is not (next test).
+    for outcome, result in (("COMPLETED", "{}"), ("FAILED", '{"error": "other"}')):
+        detail = await _refused(
+            psql, "GS412", "SELECT * FROM complete_command($1, $2, $3::jsonb)", pending["command_id"], outcome, result
+        )
         assert detail == {"command_id": str(pending["command_id"]), "command_status": "FAILED"}
+    assert first is not None
+    detail = await _refused(psql, "GS423", "SELECT * FROM complete_command($1, 'COMPLETED', '[1]')", uuid.uuid4())
+    assert detail == {"fields": {"result": "must be an object"}}
+
+
+async def test_the_same_completion_again_answers_the_same_and_records_nothing(psql: Plain) -> None:
+    session = await _session(psql)
+    pending = await _submit(psql, session, "RequestConceptGeneration")
+    complete = "SELECT * FROM complete_command($1, 'COMPLETED', $2::jsonb)"
+    first = await psql.fetchrow(complete, pending["command_id"], '{"concepts": ["a"]}')
+    before = await row_counts(psql)
+    again = await psql.fetchrow(complete, pending["command_id"], '{"concepts": ["a"]}')
+    assert again is not None
+    assert first is not None
+    assert dict(again) == dict(first)
+    assert await row_counts(psql) == before
+    detail = await _refused(psql, "GS412", complete, pending["command_id"], '{"concepts": ["b"]}')
+    assert detail["command_status"] == "COMPLETED"
+
+    # A command the sweep failed has no result event of an agent's: any completion of it is refused.
+    stale = await _submit(psql, session, "RequestConceptGeneration")
+    await psql.execute("UPDATE command_inbox SET created_at = now() - interval '1 hour' WHERE id = $1", stale[0])
+    assert await psql.fetchval("SELECT expire_stale_commands(interval '15 minutes')") == 1
+    detail = await _refused(psql, "GS412", "SELECT * FROM complete_command($1, 'FAILED')", stale["command_id"])
+    assert detail["command_status"] == "FAILED"
 
 
 async def test_expire_stale_commands_fails_old_pending_commands(psql: Plain) -> None:

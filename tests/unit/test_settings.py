@@ -145,3 +145,18 @@ def test_genesis_relay_refuses_to_start_with_such_a_lease(capsys: pytest.Capture
         assert main(["relay"]) == 2
     (line,) = capsys.readouterr().err.splitlines()
     assert line == "genesis: RELAY_LEASE (3s) must be longer than RELAY_PUBLISH_TIMEOUT (5s) + 1s"
+
+
+def test_where_agents_reach_the_api() -> None:
+    assert Settings.from_env({}).api_url == "http://127.0.0.1:8000"
+    assert Settings.from_env({"API_HOST": "0.0.0.0", "API_PORT": "18002"}).api_url == "http://127.0.0.1:18002"
+    given = Settings.from_env({"GENESIS_API_URL": "https://genesis.example/", "AGENT_STEP_DELAY": "0.1"})
+    assert (given.api_url, given.agent_step_delay, given.agent_group) == (
+        "https://genesis.example",
+        0.1,
+        "genesis-dev-agent",
+    )
+    with pytest.raises(SettingsError, match="GENESIS_API_URL"):
+        Settings.from_env({"GENESIS_API_URL": "genesis.example:8000"})
+    with pytest.raises(SettingsError, match="AGENT_STEP_DELAY"):
+        Settings.from_env({"AGENT_STEP_DELAY": "0"})

@@ -14,21 +14,21 @@ from genesis.tokens import AGENT_SCOPE, TokenVerifier, issue_token, parse_scopes
 SECRET = "unit-secret-" + "s" * 60  # long enough for HS512 without a warning
 
 
-def test_an_issued_token_verifies_and_carries_audience_and_issuer() -> None:
+async def test_an_issued_token_verifies_and_carries_audience_and_issuer() -> None:
     settings = Settings(jwt_secret=SECRET, jwt_audience="genesis-api", jwt_issuer="dev")
     token = issue_token(settings, "bob", ttl=60)
     claims = jwt.decode(token, SECRET, algorithms=["HS256"], audience="genesis-api", issuer="dev")
     assert claims["sub"] == "bob"
     assert 0 < claims["exp"] - time.time() <= 60
-    assert TokenVerifier(settings).user_id(f"Bearer {token}") == "bob"
-    assert TokenVerifier(settings).user_id(f"bearer   {token}") == "bob"
+    assert (await TokenVerifier(settings).authenticate(f"Bearer {token}")).user_id == "bob"
+    assert (await TokenVerifier(settings).authenticate(f"bearer   {token}")).user_id == "bob"
 
 
-def test_issue_token_uses_the_configured_hmac_algorithm() -> None:
+async def test_issue_token_uses_the_configured_hmac_algorithm() -> None:
     settings = Settings(jwt_secret=SECRET, jwt_algorithms=("RS256", "HS512"))
     token = issue_token(settings, "bob")
     assert jwt.get_unverified_header(token)["alg"] == "HS512"
-    assert TokenVerifier(settings).user_id(f"Bearer {token}") == "bob"
+    assert (await TokenVerifier(settings).authenticate(f"Bearer {token}")).user_id == "bob"
 
 
 def test_issue_token_needs_a_secret() -> None:
@@ -44,15 +44,15 @@ def test_a_verifier_needs_a_key() -> None:
 
 
 @pytest.mark.parametrize("header", [None, "", "Token abc", "Bearer ", "Bearer x.y.z"])
-def test_bad_headers_are_unauthorized(header: str | None) -> None:
+async def test_bad_headers_are_unauthorized(header: str | None) -> None:
     with pytest.raises(errors.Unauthorized):
-        TokenVerifier(Settings(jwt_secret=SECRET)).user_id(header)
+        await TokenVerifier(Settings(jwt_secret=SECRET)).authenticate(header)
 
 
-def test_scope_claim_grants_roles_and_expiry_is_kept() -> None:
+async def test_scope_claim_grants_roles_and_expiry_is_kept() -> None:
     settings = Settings(jwt_secret=SECRET)
     token = issue_token(settings, "agent-1", 60, "genesis:agent  other")
-    principal = TokenVerifier(settings).verify(f"Bearer {token}")
+    principal = await TokenVerifier(settings).authenticate(f"Bearer {token}")
     assert principal.user_id == "agent-1"
     assert principal.scopes == {"genesis:agent", "other"}
     assert AGENT_SCOPE in principal.scopes

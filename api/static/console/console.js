@@ -1,6 +1,8 @@
 // The Genesis developer console: a token, a session, commands from the served catalogue, live events.
 // Plain DOM, no framework; every server value goes through textContent, never innerHTML.
 import { EventStream } from "./sse.js";
+import { field, short } from "./dom.js";
+import { TaskList } from "./tasks.js";
 
 const $ = (id) => document.querySelector(`[data-testid="${id}"]`);
 const store = window.sessionStorage; // per tab, gone when it closes: a pasted token does not linger
@@ -12,8 +14,9 @@ const ui = {
   idem: $("idempotency-key"), send: $("send-command"),
   status: $("result-status"), request: $("result-request"), headers: $("result-headers"),
   body: $("result-body"), curl: $("result-curl"),
-  streamState: $("stream-state"), streamDetail: $("stream-detail"), events: $("event-list"),
+  streamState: $("stream-state"), streamDetail: $("stream-detail"), events: $("event-list"), tasks: $("task-list"),
 };
+const tasks = new TaskList(ui.tasks, (data) => note(`unreadable progress: ${data}`));
 const state = { session: null, examples: {}, payloadSchemas: {}, stages: [], stream: null, lastSeq: 0 };
 
 // --- HTTP -------------------------------------------------------------------------------------
@@ -100,6 +103,20 @@ async function getDevToken() {
   } else {
     showResult(result);
   }
+}
+
+// A stream's token expired: in development mode a fresh one for the same user, so the stream resumes.
+async function renewDevToken() {
+  let user = ui.devUser.value.trim();
+  try {
+    const part = ui.token.value.trim().split(".")[1].replace(/-/g, "+").replace(/_/g, "/");
+    user = JSON.parse(atob(part.padEnd(Math.ceil(part.length / 4) * 4, "="))).sub || user;
+  } catch { /* not a JWT: the dev user field's name */ }
+  const result = await call("POST", "/console/token", { body: JSON.stringify({ user }) });
+  if (!result.response.ok || !result.json) return false;
+  ui.token.value = result.json.token;
+  describeToken();
+  return true;
 }
 
 // --- session ----------------------------------------------------------------------------------
@@ -205,18 +222,21 @@ function setStreamState(name, detail = "") {
 function follow(sessionId) {
   if (state.stream) state.stream.stop();
   ui.events.replaceChildren();
+  tasks.clear();
   state.lastSeq = 0;
   const stream = new EventStream(`/genesis/sessions/${sessionId}/events/stream`, {
     authorization,
     onMessage: (message) => stream === state.stream && showMessage(message),
     onState: (name, detail) => stream === state.stream && setStreamState(name, detail),
     onComment: (text) => stream === state.stream && setStreamState("live", `${text} at ${clock()}`),
+    renewToken: renewDevToken,
   });
   state.stream = stream;
   stream.start();
 }
 
 function showMessage(message) {
+  if (message.event === "task-progress") return tasks.progress(message);
   if (message.event === "overflow") {
     note("The server ended the stream (this client fell behind); resuming from the last id.");
     return;
@@ -226,21 +246,39 @@ function showMessage(message) {
   if (event.sequence <= state.lastSeq) return; // already shown
   state.lastSeq = event.sequence;
   setStreamState("live", `last event #${event.sequence} at ${clock()}`);
+  if (event.payload && event.payload.command_id) tasks.settle(event.payload.command_id, event.event_type);
   ui.events.append(eventItem(event));
   ui.events.lastElementChild.scrollIntoView({ block: "nearest" });
   refreshSoon();
+  landSoon();
 }
 
-function field(label, value, name, title = "") {
-  const span = document.createElement("span");
-  span.className = `field ${name}`;
-  span.dataset.field = name;
-  span.title = title || label;
-  span.textContent = value;
-  return span;
+// Where each shown event landed on Kafka: live events come at commit, before the relay sends them, so
+// the list re-reads the events API (its `kafka` object) from the oldest event not yet on Kafka, while any is.
+let landTimer = null;
+function landSoon(delay = 300) {
+  clearTimeout(landTimer);
+  landTimer = setTimeout(guard(checkLanding), delay);
 }
 
-const short = (id) => (id ? id.slice(0, 8) : "none");
+async function checkLanding() {
+  const waiting = [...ui.events.querySelectorAll('li[data-landed="no"]')];
+  if (!waiting.length || !state.session) return;
+  const after = Math.min(...waiting.map((li) => Number(li.dataset.sequence))) - 1;
+  const { response, json } = await call("GET", `/genesis/sessions/${state.session.id}/events?after=${after}&limit=500`);
+  if (!response.ok || !json) return landSoon(2000);
+  for (const event of json.events) {
+    const li = ui.events.querySelector(`li[data-sequence="${event.sequence}"]`);
+    if (li && event.kafka) showLanding(li, event.kafka);
+  }
+  if (ui.events.querySelector('li[data-landed="no"]')) landSoon(1000);
+}
+
+function showLanding(li, kafka) {
+  const where = li.querySelector('[data-field="kafka"]');
+  li.dataset.landed = kafka ? "yes" : "no";
+  where.textContent = kafka ? `on Kafka: partition ${kafka.partition}, offset ${kafka.offset}` : "not on Kafka yet";
+}
 
 function eventItem(event) {
   const li = document.createElement("li");
@@ -261,6 +299,7 @@ function eventItem(event) {
     field("event_id", `event ${short(event.event_id)}`, "event_id", event.event_id),
     field("correlation_id", `command ${short(event.correlation_id)}`, "correlation_id", event.correlation_id || ""),
     field("created_at", new Date(event.created_at).toLocaleTimeString(), "created_at", event.created_at),
+    field("kafka", "", "kafka", "where the relay's record landed (GET …/events: kafka)"),
   );
   const details = document.createElement("details");
   const summary = document.createElement("summary");
@@ -268,7 +307,21 @@ function eventItem(event) {
   const pre = document.createElement("pre");
   pre.textContent = JSON.stringify(event, null, 2);
   details.append(summary, pre);
-  li.append(head, ids, details);
+  li.append(head, ids);
+  const concepts = event.payload && event.payload.result && event.payload.result.concepts;
+  if (Array.isArray(concepts)) { // what an agent proposed, readable without opening the JSON
+    const list = document.createElement("ul");
+    list.className = "concepts";
+    list.dataset.testid = "concepts";
+    list.replaceChildren(...concepts.map((c) => {
+      const item = document.createElement("li");
+      item.textContent = c && typeof c === "object" ? `${c.title ?? ""} — ${c.logline ?? ""}` : String(c);
+      return item;
+    }));
+    li.append(list);
+  }
+  li.append(details);
+  showLanding(li, event.kafka);
   return li;
 }
 

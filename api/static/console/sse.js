@@ -59,11 +59,14 @@ const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 // One live subscription. Callbacks: onMessage(msg), onState(state, detail), onComment(text).
 // States: connecting, live, reconnecting, error, closed. After the stream ends (the server ends a
-// slow client's stream with `event: overflow`) or fails, it reconnects from the last id it saw.
+// slow client's stream with `event: overflow`, and every stream at its token's exp with
+// `event: token-expired`) or fails, it reconnects from the last id it saw. renewToken (optional,
+// async, true when it got a fresh token) is asked once when the server answers 401.
 export class EventStream {
-  constructor(url, { authorization, onMessage, onState = () => {}, onComment = () => {} }) {
+  constructor(url, { authorization, onMessage, onState = () => {}, onComment = () => {}, renewToken = null }) {
     this.url = url;
     this.authorization = authorization;
+    this.renewToken = renewToken;
     this.onMessage = onMessage;
     this.onState = onState;
     this.onComment = onComment;
@@ -89,6 +92,7 @@ export class EventStream {
 
   async loop() {
     let delay = RETRY_MIN;
+    let renewed = false;
     while (this.running) {
       this.controller = new AbortController();
       try {
@@ -99,10 +103,15 @@ export class EventStream {
         if (!response.ok) {
           const body = await response.text();
           this.emit("error", `${response.status} ${body}`);
+          if (response.status === 401 && this.renewToken && !renewed && (await this.renewToken())) {
+            renewed = true; // the token expired: once more with the fresh one, from the last id
+            continue;
+          }
           if (response.status === 401 || response.status === 404) break; // retrying cannot help
         } else {
           this.emit("live");
           delay = RETRY_MIN;
+          renewed = false;
           await this.read(response.body);
           this.emit("reconnecting", `stream ended; resuming after #${this.lastEventId ?? 0}`);
         }
@@ -123,6 +132,7 @@ export class EventStream {
     const parser = new SseParser(
       (message) => {
         if (!this.running) return;
+        if (message.event === "token-expired") return; // the stream ends; the reconnect renews the token
         if (message.id !== null) this.lastEventId = message.id;
         this.onMessage(message);
       },

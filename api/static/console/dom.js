@@ -1,0 +1,12 @@
+// Small DOM helpers shared by the console's modules; values go through textContent, never innerHTML.
+
+export function field(label, value, name, title = "") {
+  const span = document.createElement("span");
+  span.className = `field ${name}`;
+  span.dataset.field = name;
+  span.title = title || label;
+  span.textContent = value;
+  return span;
+}
+
+export const short = (id) => (id ? id.slice(0, 8) : "none");

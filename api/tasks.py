@@ -1,0 +1,98 @@
+"""Routes for agents (CONTRACT §9): progress on a task and its completion, for tokens with the agent scope."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Literal
+
+import pydantic
+from aiohttp import web
+
+from api import state
+from api.requests import json_body, path_uuid
+from api.scopes import require_scope
+from genesis import db, errors
+from genesis.logs import bind
+from genesis.tokens import AGENT_SCOPE
+
+log = logging.getLogger("genesis.api")
+routes = web.RouteTableDef()
+
+MAX_MESSAGE = 1000
+
+
+class _Body(pydantic.BaseModel):
+    model_config = pydantic.ConfigDict(extra="forbid", strict=True)
+
+
+class TaskProgress(_Body):
+    """How far the agent is: a percentage and a line for the user."""
+
+    model_config = pydantic.ConfigDict(json_schema_extra={"examples": [{"progress": 30, "message": "Drafting"}]})
+
+    progress: int = pydantic.Field(ge=0, le=100)
+    message: str = pydantic.Field(default="", max_length=MAX_MESSAGE)
+
+
+class TaskCompletion(_Body):
+    """The task's outcome and its result (which the result event carries)."""
+
+    model_config = pydantic.ConfigDict(
+        json_schema_extra={"examples": [{"outcome": "COMPLETED", "result": {"concepts": [{"title": "A"}]}}]}
+    )
+
+    outcome: Literal["COMPLETED", "FAILED"]
+    result: dict[str, Any] = pydantic.Field(default_factory=dict)
+
+
+BODIES: dict[str, type[_Body]] = {"TaskProgress": TaskProgress, "TaskCompletion": TaskCompletion}
+
+
+async def _body(request: web.Request, model: type[_Body]) -> dict[str, Any]:
+    body = await json_body(request, required=True)
+    if not isinstance(body, dict):
+        raise errors.ValidationFailed("Body must be a JSON object", fields={"body": "must be an object"})
+    try:
+        return model.model_validate(body).model_dump()
+    except pydantic.ValidationError as exc:
+        fields = {".".join(str(p) for p in e["loc"]) or "body": e["msg"] for e in exc.errors()}
+        raise errors.ValidationFailed("Invalid body", fields=fields) from None
+
+
+@routes.post("/genesis/tasks/{command_id}/progress", name="report_progress")
+async def report_progress(request: web.Request) -> web.Response:
+    require_scope(request, AGENT_SCOPE)
+    command_id = path_uuid(request, "command_id", errors.CommandNotFound)
+    bind(command_id=str(command_id), correlation_id=str(command_id))
+    body = await _body(request, TaskProgress)
+    row = await db.call(
+        request.app[state.POOL],
+        "SELECT * FROM report_task_progress($1, $2, $3)",
+        command_id,
+        body["progress"],
+        body["message"],
+    )
+    assert row is not None
+    return web.json_response(
+        {"command_id": str(command_id), "command_status": row["command_status"], "progress": row["progress"]}
+    )
+
+
+@routes.post("/genesis/tasks/{command_id}/complete", name="complete_task")
+async def complete_task(request: web.Request) -> web.Response:
+    require_scope(request, AGENT_SCOPE)
+    command_id = path_uuid(request, "command_id", errors.CommandNotFound)
+    bind(command_id=str(command_id), correlation_id=str(command_id))
+    body = await _body(request, TaskCompletion)
+    row = await db.call(
+        request.app[state.POOL],
+        "SELECT * FROM complete_command($1, $2, $3)",
+        command_id,
+        body["outcome"],
+        body["result"],
+    )
+    assert row is not None
+    log.info("task settled", extra={"fields": {"outcome": row["command_status"]}})
+    return web.json_response(
+        {"command_id": str(command_id), "command_status": row["command_status"], "event_id": str(row["event_id"])}
+    )

@@ -1,0 +1,110 @@
+"""`genesis agent --dev`: a development stand-in for the real agents (CONTRACT §9), built on the same helper
+(genesis.agent) and routes a real agent uses, so the whole flow can be watched in the console.
+
+It answers ConceptGenerationRequested with progress (30, then 70) and `count` placeholder concepts shaped by
+the payload's preferences, and FeedbackSubmitted with a revision that quotes the feedback. Every result says
+`"generator": "development"`. Results are a function of the command alone, so a redelivered event completes
+its task with the same result again: the API answers as before and records nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+from genesis.agent import Agent, Event
+from genesis.settings import Settings, SettingsError
+from genesis.taskclient import TaskClient
+from genesis.tokens import AGENT_SCOPE, issue_token
+
+log = logging.getLogger("genesis.agent")
+
+GENERATOR = "development"
+AGENT_USER = "genesis-dev-agent"
+TOKEN_TTL = 3600
+CONCEPTS_REQUESTED = "Genesis.Session.ConceptGenerationRequested"
+FEEDBACK_SUBMITTED = "Genesis.Session.FeedbackSubmitted"
+
+
+def placeholder_concepts(payload: dict[str, Any]) -> list[dict[str, Any]]:
+    count = payload.get("count", 3)
+    count = count if isinstance(count, int) and not isinstance(count, bool) and count > 0 else 3
+    given = payload.get("preferences")
+    preferences: dict[str, Any] = given if isinstance(given, dict) else {}
+    genre = str(preferences.get("genre", "literary"))
+    shaped = ", ".join(f"{k}: {v}" for k, v in sorted(preferences.items())) or "no preferences given"
+    return [
+        {
+            "title": f"Placeholder {genre} concept {n}",
+            "logline": f"A {genre} story, stand-in number {n} of {count} ({shaped}).",
+            "preferences": preferences,
+        }
+        for n in range(1, count + 1)
+    ]
+
+
+def placeholder_revision(payload: dict[str, Any]) -> dict[str, Any]:
+    feedback = str(payload.get("feedback", ""))
+    return {
+        "revision": f'Revised to answer the feedback: "{feedback}"',
+        "feedback": feedback,
+        "target": payload.get("target"),
+        "generator": GENERATOR,
+    }
+
+
+class DevToken:
+    """An agent-scope token signed with JWT_SECRET, renewed well before it expires."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._token = ""
+        self._renew_at = 0.0
+
+    def __call__(self) -> str:
+        if time.monotonic() >= self._renew_at:
+            self._token = issue_token(self._settings, AGENT_USER, TOKEN_TTL, AGENT_SCOPE)
+            self._renew_at = time.monotonic() + TOKEN_TTL / 2
+        return self._token
+
+
+def dev_agent(settings: Settings, tasks: TaskClient) -> Agent:
+    agent = Agent(
+        bootstrap=settings.kafka_bootstrap_servers, topic=settings.kafka_topic, group=settings.agent_group, tasks=tasks
+    )
+    step = settings.agent_step_delay
+
+    @agent.handler(CONCEPTS_REQUESTED)
+    async def concepts(event: Event) -> None:
+        await tasks.progress(event.command_id, 30, "Sketching placeholder concepts")
+        await asyncio.sleep(step)
+        await tasks.progress(event.command_id, 70, "Shaping them by the preferences")
+        await asyncio.sleep(step)
+        result = {"concepts": placeholder_concepts(event.payload), "generator": GENERATOR}
+        await tasks.complete(event.command_id, "COMPLETED", result)
+        log.info("proposed concepts", extra={"fields": {"command_id": event.command_id}})
+
+    @agent.handler(FEEDBACK_SUBMITTED)
+    async def feedback(event: Event) -> None:
+        await tasks.progress(event.command_id, 50, "Revising")
+        await asyncio.sleep(step)
+        await tasks.complete(event.command_id, "COMPLETED", placeholder_revision(event.payload))
+        log.info("revised content", extra={"fields": {"command_id": event.command_id}})
+
+    return agent
+
+
+def check_dev_agent_settings(settings: Settings) -> None:
+    if not settings.dev:
+        raise SettingsError("genesis agent --dev is a development stand-in; it runs only with GENESIS_DEV=1")
+    settings.require("kafka_bootstrap_servers", "jwt_secret")
+
+
+async def serve_agent(settings: Settings, stop: asyncio.Event) -> None:
+    """Runs the development agent until `stop` (what `genesis dev` and `genesis agent --dev` run)."""
+    check_dev_agent_settings(settings)
+    async with TaskClient(settings.api_url, DevToken(settings)) as tasks:
+        log.info("development agent reporting to %s", settings.api_url)
+        await dev_agent(settings, tasks).run(stop)

@@ -1,0 +1,78 @@
+"""The outbox gauges, refreshed in the background and read from memory: shared by the API's /metrics and the relay.
+
+`outbox_stats()` reads every unfinished outbox row, so it costs more exactly when the backlog grows (in an
+outage). Run per scrape on the API's request pool, it made /metrics an amplifier: 16 pollers and a 100k backlog
+took a request from 2 ms to 0.7 s. Here one task per process runs it every `interval` seconds on a connection of
+its own (never a pool a request waits for), under a statement timeout, and a scrape only reads the last result:
+a scrape costs the same whatever the backlog and however often it comes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import asyncpg
+
+from genesis import db
+from genesis.waits import stopped_within
+
+log = logging.getLogger("genesis.outbox")
+
+STATEMENT_TIMEOUT_MS = 2000
+
+
+class OutboxGauges:
+    def __init__(
+        self,
+        dsn: str,
+        *,
+        application_name: str,
+        interval: float = 5.0,
+        on_refresh: Callable[[Mapping[str, float]], None] = lambda _values: None,
+        on_error: Callable[[], None] = lambda: None,
+    ) -> None:
+        self._dsn = dsn
+        self._application_name = application_name
+        self._interval = interval
+        self._on_refresh = on_refresh
+        self._on_error = on_error
+        self._conn: asyncpg.Connection[Any] | None = None
+        self.values: dict[str, float] | None = None  # the last outbox_stats() row; None after a failed refresh
+        self.refreshed_at: float | None = None  # time.time() of that row
+
+    async def run(self, stop: asyncio.Event) -> None:
+        try:
+            while not stop.is_set():
+                await self.refresh()
+                await stopped_within(stop, self._interval)
+        finally:
+            await self._disconnect()
+
+    async def refresh(self) -> None:
+        try:
+            if self._conn is None or self._conn.is_closed():
+                self._conn = await db.connect(self._dsn, application_name=self._application_name)
+                await self._conn.execute(f"SET statement_timeout = {STATEMENT_TIMEOUT_MS}")
+            async with asyncio.timeout(STATEMENT_TIMEOUT_MS / 1000 * 2):
+                row = await self._conn.fetchrow("SELECT * FROM outbox_stats()")
+        except (asyncpg.PostgresError, TimeoutError, *db.DATABASE_GONE) as exc:
+            self.values = None  # left out rather than shown stale: an absent gauge is what alerts watch for
+            self._on_error()
+            log.warning("outbox_stats() failed: %s", type(exc).__name__, extra={"fields": {"error": str(exc)}})
+            await self._disconnect()
+            return
+        if row is not None:
+            self.values = {key: float(value) for key, value in dict(row).items()}
+            self.refreshed_at = time.time()
+            self._on_refresh(self.values)
+
+    async def _disconnect(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                await conn.close(timeout=1)

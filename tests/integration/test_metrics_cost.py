@@ -1,0 +1,95 @@
+"""/metrics costs the same whatever the backlog: against the real `genesis api` with a 100k-row backlog.
+
+16 clients poll /metrics as fast as they can while an authenticated request's latency is measured. The figures
+are printed (run with -s); the assertions are about work, not speed: however many scrapes come, outbox_stats()
+runs about once per METRICS_REFRESH_INTERVAL (counted as scans of event_outbox), never once per scrape.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import time
+from typing import Any
+
+import aiohttp
+import asyncpg
+import pytest
+
+from genesis.settings import Settings
+from genesis.tokens import issue_token
+from tests.api_process import running_api
+from tests.conftest import JWT_SECRET
+from tests.relay_harness import bulk_backlog, new_session
+
+BACKLOG_SESSIONS = 20_000  # × 5 events = 100k PENDING outbox rows
+POLLERS = 16
+SAMPLES = 60
+REFRESH = 1.0
+
+
+async def _latencies(http: aiohttp.ClientSession, url: str, headers: dict[str, str]) -> list[float]:
+    taken = []
+    for _ in range(SAMPLES):
+        started = time.perf_counter()
+        async with http.get(url, headers=headers) as response:
+            assert response.status == 200
+            await response.read()
+        taken.append(time.perf_counter() - started)
+        await asyncio.sleep(0.01)
+    return taken
+
+
+async def _outbox_scans(pool: asyncpg.Pool[Any]) -> int:
+    """Scans of event_outbox so far: outbox_stats() (an inlined SQL function, so not in pg_stat_user_functions)
+    is the only reader of the table while the test measures."""
+    await pool.execute("SELECT pg_stat_clear_snapshot()")
+    scans = await pool.fetchval(
+        "SELECT coalesce(seq_scan, 0) + coalesce(idx_scan, 0) FROM pg_stat_user_tables WHERE relname = 'event_outbox'"
+    )
+    return int(scans)
+
+
+@pytest.mark.slow
+async def test_metrics_under_polling_with_a_100k_backlog(database_url: str, pool: asyncpg.Pool[Any]) -> None:
+    added = await bulk_backlog(pool, BACKLOG_SESSIONS)
+    assert await pool.fetchval("SELECT count(*) FROM event_outbox WHERE status = 'PENDING'") >= added
+    session_id = await new_session(pool, "mia")
+    headers = {"Authorization": f"Bearer {issue_token(Settings(jwt_secret=JWT_SECRET), 'mia')}"}
+
+    async with running_api(database_url, METRICS_REFRESH_INTERVAL=str(REFRESH)) as api:
+        url = f"{api.base_url}/genesis/sessions/{session_id}"
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
+            quiet = await _latencies(http, url, headers)
+            scrapes = 0
+            stop = asyncio.Event()
+
+            async def poll() -> None:
+                nonlocal scrapes
+                while not stop.is_set():
+                    async with http.get(f"{api.base_url}/metrics") as response:
+                        assert response.status == 200
+                        body = await response.text()
+                    scrapes += 1
+                    assert "genesis_outbox_backlog" in body
+
+            scans_before = await _outbox_scans(pool)
+            started = time.monotonic()
+            pollers = [asyncio.create_task(poll()) for _ in range(POLLERS)]
+            try:
+                polled = await _latencies(http, url, headers)
+            finally:
+                stop.set()
+                await asyncio.gather(*pollers)
+            window = time.monotonic() - started
+        await asyncio.sleep(1.5)  # a backend flushes its statistics at most once a second
+        scans = await _outbox_scans(pool) - scans_before
+
+    print(
+        f"\n/metrics with a {added:,}-row backlog, {POLLERS} pollers: {scrapes} scrapes in {window:.1f} s; "
+        f"event_outbox scanned {scans} times; GET session p50 {statistics.median(quiet) * 1000:.1f} ms quiet, "
+        f"{statistics.median(polled) * 1000:.1f} ms while polled (p95 "
+        f"{statistics.quantiles(polled, n=20)[-1] * 1000:.1f} ms)"
+    )
+    assert scrapes > 5 * (window / REFRESH + 2)  # far more scrapes than refreshes…
+    assert scans <= 2 * (window / REFRESH + 3)  # …and the refresher ran on its own schedule, not per scrape

@@ -1,0 +1,38 @@
+"""The relay's /metrics port reads the outbox gauges from memory, like the API's: a real `genesis relay` scraped
+hundreds of times runs outbox_stats() on its refresher's schedule only (counted as scans of event_outbox), on a
+connection of its own rather than the claim pool."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from tests.relay_harness import Pool, Rig
+
+REFRESH = 0.5
+SCRAPES = 200
+
+
+async def _outbox_scans(pool: Pool) -> int:
+    await pool.execute("SELECT pg_stat_clear_snapshot()")
+    scans = await pool.fetchval(
+        "SELECT coalesce(seq_scan, 0) + coalesce(idx_scan, 0) FROM pg_stat_user_tables WHERE relname = 'event_outbox'"
+    )
+    return int(scans)
+
+
+async def test_scraping_the_relay_does_not_query_the_outbox(rig: Rig) -> None:
+    relay = await rig.start_relay(METRICS_REFRESH_INTERVAL=REFRESH, RELAY_POLL_INTERVAL=30, RELAY_SWEEP_INTERVAL=600)
+    _, text = await relay.http("/metrics")
+    assert "genesis_outbox_backlog" in text
+    before = await _outbox_scans(rig.pool)
+    started = time.monotonic()
+    for _ in range(SCRAPES):
+        status, text = await relay.http("/metrics")
+        assert status == 200
+    window = time.monotonic() - started
+    await asyncio.sleep(1.2)  # a backend flushes its statistics at most once a second
+    scans = await _outbox_scans(rig.pool) - before
+    assert "genesis_outbox_backlog" in text
+    # Each refresh scans the table about twice (its two CTE reads); the sweeper and poll add a few at most.
+    assert scans <= 2 * (window / REFRESH + 2) + 4, (scans, window)
