@@ -236,6 +236,14 @@ async def claimed(pool: Pool) -> int:
     return int(await pool.fetchval("SELECT count(*) FROM event_outbox WHERE claim_token IS NOT NULL"))
 
 
+async def unsend(pool: Queryable) -> None:
+    """Every row PENDING again, as if a relay had died after the broker acknowledged them but
+    before it marked them SENT; queued for admission as the insert trigger queues a new row."""
+    await pool.execute("UPDATE event_outbox SET status = 'PENDING', sent_at = NULL")
+    await pool.execute("INSERT INTO outbox_new_rows (outbox_id, key) SELECT id, key FROM event_outbox")
+    await pool.execute("SELECT pg_notify('genesis_outbox_v1', '')")
+
+
 async def all_sent(pool: Queryable) -> bool:
     return bool(await pool.fetchval("SELECT NOT EXISTS (SELECT 1 FROM event_outbox WHERE status <> 'SENT')"))
 

@@ -1,20 +1,26 @@
 -- Admits up to `_limit` outbox rows written since the relays last looked (outbox_new_rows, filled
--- by the insert trigger of migration 0003): a key with no head gets one, at its oldest new row; a
+-- by the insert trigger of migration 0004): a key with no head gets one, at its oldest new row; a
 -- key with a head already has its new rows behind it. Called by claim_outbox before it picks keys,
 -- so a claim's cost is bounded by `_limit` plus the batch, never by the backlog. Returns how many.
 CREATE OR REPLACE FUNCTION outbox_admit_new(_limit integer)
 RETURNS integer
 LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
+    _ids bigint[];
     _keys text[];
     _count integer;
 BEGIN
-    -- Taken by one claimer each (SKIP LOCKED); deleted with this transaction.
-    WITH taken AS (
-        DELETE FROM outbox_new_rows n
-         WHERE n.outbox_id IN (SELECT q.outbox_id FROM outbox_new_rows q ORDER BY q.outbox_id
-                                LIMIT _limit FOR UPDATE SKIP LOCKED)
-        RETURNING n.outbox_id, n.key)
+    -- Taken by one claimer each (SKIP LOCKED); deleted with this transaction. Locked in a
+    -- statement of its own and deleted by primary key: as `DELETE … WHERE id IN (SELECT … FOR
+    -- UPDATE SKIP LOCKED)`, a plan made while the queue looked empty (autoanalyze between bursts)
+    -- was a nested-loop semi join that re-ran the locking subquery for every queued row, 20,000 ×
+    -- 5,000 row locks for one burst: both relays spun in it for minutes.
+    SELECT array_agg(q.outbox_id) INTO _ids
+      FROM (SELECT q.outbox_id FROM outbox_new_rows q ORDER BY q.outbox_id LIMIT _limit FOR UPDATE SKIP LOCKED) q;
+    IF _ids IS NULL THEN
+        RETURN 0;
+    END IF;
+    WITH taken AS (DELETE FROM outbox_new_rows n WHERE n.outbox_id = ANY (_ids) RETURNING n.key)
     SELECT array_agg(t.key ORDER BY t.key), sum(t.rows)::integer INTO _keys, _count
       FROM (SELECT key, count(*) AS rows FROM taken GROUP BY key) t;
     IF _keys IS NULL THEN

@@ -5,29 +5,14 @@
 CREATE OR REPLACE FUNCTION outbox_advance_heads(_keys text[], _token uuid DEFAULT NULL)
 RETURNS void
 LANGUAGE plpgsql VOLATILE AS $$
-DECLARE
-    _lock_timeout text := current_setting('lock_timeout');
 BEGIN
-    -- Locked first, in a statement of its own: a writer of a new row holds its key's head until
-    -- commit, and the statements below run on a snapshot taken after that wait, so they see its
-    -- row. A writer of several sessions at once (expire_stale_commands, bulk loads) locks their
-    -- heads in its own order, so waiting for all of them while holding some could deadlock: the
-    -- wait is short and, when it runs out, the subtransaction gives every head it took back, the
-    -- writer goes on, and the locking starts over.
-    FOR _try IN 1 .. 1000 LOOP
-        BEGIN
-            PERFORM set_config('lock_timeout', '20ms', true);
-            PERFORM 1 FROM outbox_heads h WHERE h.key = ANY (_keys) ORDER BY h.key FOR UPDATE;
-            PERFORM set_config('lock_timeout', _lock_timeout, true);
-            EXIT;
-        EXCEPTION WHEN lock_not_available THEN
-            PERFORM set_config('lock_timeout', _lock_timeout, true);
-            IF _try = 1000 THEN
-                RAISE;
-            END IF;
-            PERFORM pg_sleep(random() * 0.01);
-        END;
-    END LOOP;
+    -- Locked first, in a statement of its own and in key order, as outbox_admit_new locks them
+    -- (claims never wait for a head: SKIP LOCKED), so the two cannot deadlock. The statements
+    -- below run on a snapshot taken after the wait: an admission that went first is seen; one
+    -- that comes after finds the head moved or gone and creates it again if rows remain. A
+    -- writer never touches a head (it appends to outbox_new_rows), so a row committed after this
+    -- snapshot is still admitted (migration 0004).
+    PERFORM 1 FROM outbox_heads h WHERE h.key = ANY (_keys) ORDER BY h.key FOR UPDATE;
 
     -- Every row of a key before its head is finished, so the lookups start at the head: the
     -- (key, id) index keeps entries of rows SENT since its last vacuum, and a long session drained

@@ -13,7 +13,7 @@ import asyncpg
 from examples.consumer import Consumer, Projection, consume
 from genesis.settings import Settings
 from relay.service import run_relay
-from tests.relay_harness import all_sent, eventually, new_session, submit
+from tests.relay_harness import all_sent, eventually, new_session, submit, unsend
 from tests.topic import create_topic
 
 
@@ -48,8 +48,7 @@ async def test_the_example_consumer_applies_each_event_once_under_redelivery(
         await eventually(lambda: all_sent(conn), within=30, what="the relay to send all four")
         await eventually(counted("applied", 4), within=30, what="the consumer to apply all four")
         # A relay that died after Kafka acknowledged but before marking SENT: the rows go out again.
-        await conn.execute("UPDATE event_outbox SET status = 'PENDING', sent_at = NULL")
-        await conn.execute("SELECT pg_notify('genesis_outbox_v1', '')")
+        await unsend(conn)
         await eventually(counted("duplicate", 4), within=30, what="the consumer to see all four again as duplicates")
     finally:
         stop_relay.set()

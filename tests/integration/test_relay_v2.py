@@ -148,12 +148,6 @@ async def test_a_relay_whose_lease_ran_out_drops_the_claim_and_the_new_holder_pu
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=False,
-    reason="an intermittent stall is still open: passed 4 runs of 4 after the settle and claim rewrites (one"
-    " session 2.2-2.9 s, 200 sessions 1.9-2.1 s), but in the full-suite run of 08:07 the 200-session drain took"
-    " 164.8 s (the single session 2.9 s), so the stall moved rather than went; drop this mark once it is found",
-)
 async def test_one_long_session_drains_about_as_fast_as_many_short_ones_with_two_replicas(rig: Rig) -> None:
     async def drained(sessions: int, each: int) -> float:
         ids = [(await new_session(rig.pool)) for _ in range(sessions)]
