@@ -1,6 +1,9 @@
 -- Settles published rows as SENT, one statement per batch, with where each landed on Kafka
 -- (`_partitions`, `_offsets`: aligned with `_ids`, from the broker's acknowledgement). Fenced:
 -- only rows still held by `_claim_token` change; returns how many did (fewer: the claim is gone).
+-- The signature before the trailing parameters were added: a second function beside this one would make
+-- calls that name only the old arguments ambiguous. Dropped in the same transaction that creates this one.
+DROP FUNCTION IF EXISTS mark_outbox_sent(uuid, bigint[]);
 CREATE OR REPLACE FUNCTION mark_outbox_sent(_claim_token uuid, _ids bigint[],
                                             _partitions integer[] DEFAULT NULL, _offsets bigint[] DEFAULT NULL)
 RETURNS integer
