@@ -18,15 +18,16 @@ from tests.integration.test_kafka_restart import idempotent
 from tests.relay_harness import all_sent, bulk_backlog, claimed, events_by_session, eventually, open_rig, outbox_status
 from tests.topic import TopicConsumer
 
-# One publish attempt outlasts an election (the controller sees a killed node gone after
-# broker.session.timeout.ms, 9 s), so the idempotent producer's own retries carry the batch in flight
-# to the new leader, where the broker drops what it already has. With an attempt shorter than that
-# (the contract's 5 s) nothing is lost or FAILED either, but the relay publishes the batch in flight
-# again with a new producer id: what the dead leader had replicated is then on the topic twice.
+# The contract's defaults for the publish timeout (5 s) and the lease (30 s): shorter than an election
+# (the controller sees a killed node gone after broker.session.timeout.ms, 9 s), so one publish attempt
+# alone would give up on the batch in flight and publish it again with a new producer id (duplicates).
+# The relay waits instead while the cluster still names a leader for each partition it waits on
+# (relay/publisher.py, `_electing`, up to (lease - 2) / 2), and the idempotent producer's own retries
+# carry the batch to the new leader, where the broker drops what it already has.
 RELAY: dict[str, Any] = {
     "RELAY_BATCH_SIZE": 100,
-    "RELAY_PUBLISH_TIMEOUT": 20,
-    "RELAY_LEASE": 45,
+    "RELAY_PUBLISH_TIMEOUT": 5,
+    "RELAY_LEASE": 30,
     "RELAY_RETRY_BASE_DELAY": 1,
 }
 
