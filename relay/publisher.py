@@ -85,6 +85,7 @@ class Publisher:
             request_timeout_ms=1000,
         )
         self._watch_started = False
+        self._partitions: dict[str, list[int]] = {}  # topic → its partitions, as the last publish saw them
         self._producer = AIOKafkaProducer(
             bootstrap_servers=settings.kafka_bootstrap_servers,
             client_id="genesis-relay",
@@ -109,9 +110,11 @@ class Publisher:
                 await self._watch.close()
 
     def partition_of(self, row: OutboxRow) -> int | None:
-        """The partition the row's key maps to, from the producer's metadata (None: not known yet)."""
-        known = self._producer.client.cluster.partitions_for_topic(row.topic)
-        return sorted(known)[_key_hash(row.key.encode()) % len(known)] if known else None
+        """The partition the row's key maps to, as the last publish to its topic saw the topic (None:
+        not known yet). Not from the producer's metadata: a producer renewed after a failed publish
+        (relay/idempotent.py) knows no topic yet, and the partition breaker would never open."""
+        known = self._partitions.get(row.topic)
+        return known[_key_hash(row.key.encode()) % len(known)] if known else None
 
     async def leaderless(self, topic: str, partitions: set[int]) -> set[int]:
         """Which of `partitions` have no leader, by fresh metadata (none known when no metadata comes)."""
@@ -229,6 +232,8 @@ class Publisher:
                 except Exception as exc:  # no metadata for the topic (unknown, or no broker): its rows fail
                     known = exc
                 partitions[row.topic] = known
+                if not isinstance(known, BaseException):
+                    self._partitions[row.topic] = known
             if isinstance(known, BaseException):
                 errors[i] = known
                 failed_keys.add(row.key)

@@ -50,12 +50,6 @@ async def rows(pool: Pool, after: int = 0) -> list[dict[str, Any]]:
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="relay bug: the producer renewed after a failed publish has no topic metadata yet (aiokafka bootstraps"
-    " without topics), so Publisher.partition_of() is None and the worker never opens a partition's breaker",
-)
 async def test_partitions_without_a_leader_wait_while_the_others_flow(
     database_url: str, kafka_cluster: StartCluster, tmp_path: Path
 ) -> None:
