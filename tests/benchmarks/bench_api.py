@@ -102,7 +102,8 @@ def main() -> None:
         print(row(f"HTTP (genesis api), {clients} clients", r))
     print(row(f"raw submit_command (asyncpg), {CONCURRENCY}", raw))
     base = http.get(CONCURRENCY, next(iter(http.values())))
-    print(f"ratio HTTP / raw = {base['per_second'] / raw['per_second']:.2f}   ({SECONDS:g}s each, {os.cpu_count()} cores)")
+    ratio = base["per_second"] / raw["per_second"]
+    print(f"ratio HTTP / raw = {ratio:.2f}   ({SECONDS:g}s each, {os.cpu_count()} cores)")
     for clients, r in http.items():
         print(f"HTTP at {clients} clients / at {CONCURRENCY}: {r['per_second'] / base['per_second']:.2f}")
     print("\n".join(sql_path + tracing))
