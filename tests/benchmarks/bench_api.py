@@ -101,6 +101,7 @@ def main() -> None:
     for clients, r in http.items():
         print(row(f"HTTP (genesis api), {clients} clients", r))
     print(row(f"raw submit_command (asyncpg), {CONCURRENCY}", raw))
+    print(f"PostgreSQL backends' CPU per raw command: {raw['backend_cpu_us']:.0f} µs")
     base = http.get(CONCURRENCY, next(iter(http.values())))
     ratio = base["per_second"] / raw["per_second"]
     print(f"ratio HTTP / raw = {ratio:.2f}   ({SECONDS:g}s each, {os.cpu_count()} cores)")
