@@ -44,8 +44,7 @@ async def flow(conn: asyncpg.Connection[Any], rounds: int) -> float:
 async def statements(conn: asyncpg.Connection[Any]) -> None:
     rows = await conn.fetch(
         """SELECT calls, round(total_exec_time::numeric / calls * 1000, 1) AS mean_us,
-                  round(total_exec_time::numeric, 0) AS total_ms, shared_blks_dirtied + shared_blks_written AS dirtied,
-                  wal_bytes / greatest(calls, 1) AS wal_per_call, toplevel,
+                  round(total_exec_time)::bigint AS total_ms, round(wal_bytes / calls)::bigint AS wal_per_call, toplevel,
                   regexp_replace(query, '\\s+', ' ', 'g') AS query
              FROM pg_stat_statements
             WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database()) AND calls >= $1
@@ -72,7 +71,7 @@ async def secondary_indexes(conn: asyncpg.Connection[Any]) -> list[tuple[str, st
         """SELECT i.indexrelid::regclass::text AS name, pg_get_indexdef(i.indexrelid) AS def
              FROM pg_index i JOIN pg_class t ON t.oid = i.indrelid
             WHERE t.relnamespace = 'public'::regnamespace AND NOT i.indisprimary
-              AND NOT EXISTS (SELECT FROM pg_constraint c WHERE c.conindid = i.indexrelid)
+              AND NOT i.indisunique AND NOT EXISTS (SELECT FROM pg_constraint c WHERE c.conindid = i.indexrelid)
               AND t.relname <> 'schema_migrations' ORDER BY 1"""
     )
     return [(r["name"], r["def"]) for r in rows]
