@@ -44,7 +44,8 @@ async def flow(conn: asyncpg.Connection[Any], rounds: int) -> float:
 async def statements(conn: asyncpg.Connection[Any]) -> None:
     rows = await conn.fetch(
         """SELECT calls, round(total_exec_time::numeric / calls * 1000, 1) AS mean_us,
-                  round(total_exec_time)::bigint AS total_ms, round(wal_bytes / calls)::bigint AS wal_per_call, toplevel,
+                  round(total_exec_time)::bigint AS total_ms, round(wal_bytes / calls)::bigint AS wal_per_call,
+                  toplevel,
                   regexp_replace(query, '\\s+', ' ', 'g') AS query
              FROM pg_stat_statements
             WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database()) AND calls >= $1

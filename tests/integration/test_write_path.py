@@ -28,6 +28,12 @@ async def psql(database_url: str) -> AsyncIterator[Conn]:
     await connection.close()
 
 
+async def _row(conn: Conn, sql: str, *args: Any) -> asyncpg.Record:
+    row: asyncpg.Record | None = await conn.fetchrow(sql, *args)
+    assert row is not None
+    return row
+
+
 async def _writes(conn: Conn, sql: str, *args: Any) -> dict[str, tuple[int, int]]:
     # The counts can still hold earlier transactions' writes that were not yet reported: take the difference.
     async with conn.transaction():
@@ -62,7 +68,7 @@ async def test_each_row_is_written_once(psql: Conn) -> None:
     events = await conn.fetch("SELECT aggregate_version, event_id, causation_id FROM domain_events ORDER BY id")
     assert [e["aggregate_version"] for e in events] == list(range(1, len(events) + 1))
     assert [e["causation_id"] for e in events[1:]] == [e["event_id"] for e in events[:-1]]
-    session = await conn.fetchrow("SELECT version, last_event_id, status FROM genesis_sessions")
+    session = await _row(conn, "SELECT version, last_event_id, status FROM genesis_sessions")
     assert (session["version"], session["last_event_id"], session["status"]) == (
         len(events), events[-1]["event_id"], "COMPLETED"
     )  # fmt: skip
@@ -71,8 +77,8 @@ async def test_each_row_is_written_once(psql: Conn) -> None:
 async def test_the_reply_is_stored_only_for_a_key_that_can_replay_it(psql: Conn) -> None:
     conn = psql
     session_id = json.loads(await conn.fetchval("SELECT create_session('alice')"))["id"]
-    keyed = await conn.fetchrow(SUBMIT, session_id, "ConfirmStage", json.dumps({"stage": STAGES[0]}), "alice", "k")
-    plain = await conn.fetchrow(SUBMIT, session_id, "ConfirmStage", json.dumps({"stage": STAGES[1]}), "alice", None)
+    keyed = await _row(conn, SUBMIT, session_id, "ConfirmStage", json.dumps({"stage": STAGES[0]}), "alice", "k")
+    plain = await _row(conn, SUBMIT, session_id, "ConfirmStage", json.dumps({"stage": STAGES[1]}), "alice", None)
     replies = dict(await conn.fetch("SELECT id, reply FROM command_inbox WHERE command_type = 'ConfirmStage'"))
     assert replies[plain["command_id"]] is None
     stored = json.loads(replies[keyed["command_id"]])
@@ -80,7 +86,7 @@ async def test_the_reply_is_stored_only_for_a_key_that_can_replay_it(psql: Conn)
         "status": "COMPLETED", "event_ids": [str(e) for e in keyed["event_ids"]],
         "session": json.loads(keyed["session"]),
     }  # fmt: skip
-    again = await conn.fetchrow(SUBMIT, session_id, "ConfirmStage", json.dumps({"stage": STAGES[0]}), "alice", "k")
+    again = await _row(conn, SUBMIT, session_id, "ConfirmStage", json.dumps({"stage": STAGES[0]}), "alice", "k")
     assert again["replayed"]
     assert (again["command_id"], again["event_ids"], again["session"]) == (
         keyed["command_id"], keyed["event_ids"], keyed["session"]
