@@ -51,7 +51,8 @@ def main() -> None:
     ref = sys.argv[1] if len(sys.argv) > 1 else "main"
     figures: dict[str, list[tuple[float, float, float]]] = {ref: [], "this tree": []}
     with api_stack("ab") as stack:
-        dsns = {ref: asyncio.run(install_ref(with_database(stack.dsn, "postgres"), "genesis_bench_ab", checkout_sql(ref))),
+        old = asyncio.run(install_ref(with_database(stack.dsn, "postgres"), "genesis_bench_ab_ref", checkout_sql(ref)))
+        dsns = {ref: old,
                 "this tree": stack.dsn}  # fmt: skip
         for dsn in dsns.values():
             asyncio.run(pgbench.prepare(dsn))
