@@ -7,7 +7,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: run test lint typecheck pytest bench-api bench-relay bench-sse install clean
+.PHONY: run test lint typecheck pytest bench-api bench-peers bench-relay bench-sse install clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -35,6 +35,18 @@ pytest: $(STAMP)
 
 bench-api: $(STAMP)
 	$(BIN)/python -m tests.benchmarks.bench_api
+
+# The peers (procrastinate) get a virtualenv of their own: none of their dependencies reach ours.
+PEERS_VENV ?= $(HOME)/.cache/genesis/peers-venv
+PEERS_STAMP := $(PEERS_VENV)/.installed-procrastinate-3
+
+$(PEERS_STAMP):
+	test -x $(PEERS_VENV)/bin/python || $(PYTHON) -m venv $(PEERS_VENV)
+	$(PEERS_VENV)/bin/python -m pip install --quiet 'procrastinate>=3,<4' 'psycopg[binary,pool]'
+	touch $@
+
+bench-peers: $(STAMP) $(PEERS_STAMP)
+	PEERS_PYTHON=$(PEERS_VENV)/bin/python $(BIN)/python -m tests.benchmarks.bench_peers
 
 bench-relay: $(STAMP)
 	$(BIN)/python -m tests.benchmarks.bench_relay

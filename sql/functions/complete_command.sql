@@ -39,7 +39,8 @@ BEGIN
         -- the first answer. A command settled otherwise (timed out, or a sync command) has no such event.
         IF _command.status = _outcome AND coalesce(_command.result, '{}'::jsonb) = _result THEN
             SELECT e.event_id INTO _earlier FROM domain_events e
-             WHERE e.correlation_id = _command_id AND e.event_type = _result_event_type
+             WHERE e.aggregate_id = _command.session_id AND e.correlation_id = _command_id
+               AND e.event_type = _result_event_type
              ORDER BY e.id LIMIT 1;
             IF FOUND THEN
                 RETURN QUERY SELECT _command_id, _outcome, _earlier;
@@ -51,7 +52,9 @@ BEGIN
     END IF;
 
     -- The result event continues the trace of the request that sent the command (CONTRACT §6).
-    SELECT e.metadata INTO _trace FROM domain_events e WHERE e.correlation_id = _command_id ORDER BY e.id LIMIT 1;
+    -- Within the session (its index): the command's events are among the session's few.
+    SELECT e.metadata INTO _trace FROM domain_events e
+     WHERE e.aggregate_id = _command.session_id AND e.correlation_id = _command_id ORDER BY e.id LIMIT 1;
     _event := genesis_append_event(
         _command.session_id, _result_event_type,
         jsonb_build_object('command_id', _command.id, 'command_type', _command.command_type, 'result', _result),

@@ -9,22 +9,22 @@ RETURNS jsonb
 LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
     _session genesis_sessions;
-    _command_id uuid;
+    _command_id uuid := gen_random_uuid();
+    _event_id uuid := gen_random_uuid();
 BEGIN
     IF _user_id IS NULL OR btrim(_user_id) = '' THEN
         PERFORM genesis_refuse('GS423', 'user_id is required',
                                jsonb_build_object('fields', jsonb_build_object('user_id', 'required')));
     END IF;
 
-    INSERT INTO genesis_sessions (user_id) VALUES (_user_id) RETURNING * INTO _session;
-    INSERT INTO command_inbox (session_id, user_id, command_type, status, request_id, completed_at)
-    VALUES (_session.id, _user_id, 'CreateSession', 'COMPLETED', _request_id, now())
-    RETURNING id INTO _command_id;
-    PERFORM genesis_append_event(_session.id, 'Genesis.Session.Created',
+    -- Written once, already at version 1 with its first event: that event is recorded just below.
+    INSERT INTO genesis_sessions (user_id, version, last_event_id) VALUES (_user_id, 1, _event_id)
+    RETURNING * INTO _session;
+    INSERT INTO command_inbox (id, session_id, user_id, command_type, status, request_id, completed_at)
+    VALUES (_command_id, _session.id, _user_id, 'CreateSession', 'COMPLETED', _request_id, now());
+    PERFORM genesis_record_event(_session.id, 1, NULL, _event_id, 'Genesis.Session.Created',
                                  jsonb_build_object('user_id', _user_id, 'stage', _session.stage),
                                  _command_id, _user_id, _request_id, _traceparent, _tracestate);
-
-    SELECT * INTO _session FROM genesis_sessions s WHERE s.id = _session.id;
     RETURN genesis_session_json(_session);
 END;
 $$;

@@ -20,9 +20,10 @@ DECLARE
     _earlier command_inbox;
     _command_id uuid := gen_random_uuid();
     _status text;
-    _event domain_events;
-    _event_ids uuid[] := '{}';
+    _before genesis_sessions;
+    _event_ids uuid[];
     _next_stage text;
+    _data jsonb;
     _reply jsonb;
 BEGIN
     SELECT * INTO _rule FROM genesis_command_catalogue() c WHERE c.command_type = _command_type;
@@ -80,54 +81,76 @@ BEGIN
     END IF;
 
     _status := CASE WHEN _rule.is_async THEN 'RECEIVED' ELSE 'COMPLETED' END;
-    -- The duplicate guard is the partial unique index, not a read-then-write check.
-    INSERT INTO command_inbox AS c (id, session_id, user_id, command_type, idempotency_key, payload,
-                                    status, request_id, completed_at)
-    VALUES (_command_id, _session_id, _user_id, _command_type, _idempotency_key, _payload, _status,
-            _request_id, CASE WHEN _rule.is_async THEN NULL ELSE now() END)
-    ON CONFLICT (session_id, command_type) WHERE status IN ('RECEIVED', 'PROCESSING') DO NOTHING;
-    IF NOT FOUND THEN
-        PERFORM genesis_refuse('GS409', 'Command already processing',
-            jsonb_build_object('duplicate_command_id',
-                (SELECT c.id FROM command_inbox c
-                  WHERE c.session_id = _session_id AND c.command_type = _command_type
-                    AND c.status IN ('RECEIVED', 'PROCESSING'))));
+    _event_ids := ARRAY[gen_random_uuid()];
+    IF _command_type = 'ConfirmStage' THEN
+        _next_stage := genesis_next_stage(_session.stage);
+        _data := coalesce(_payload -> 'data', '{}'::jsonb);
+        IF _next_stage = 'FINISHED' THEN
+            _event_ids := _event_ids || gen_random_uuid();
+        END IF;
+    END IF;
+
+    -- The session row is written once per command: its events' versions and newest event, and for
+    -- ConfirmStage its next stage. A refusal below (the duplicate guard) rolls it back with the rest.
+    _before := _session;
+    UPDATE genesis_sessions s
+       SET version = s.version + cardinality(_event_ids), last_event_id = _event_ids[cardinality(_event_ids)],
+           updated_at = now(),
+           stage = coalesce(_next_stage, s.stage),
+           status = CASE WHEN _next_stage = 'FINISHED' THEN 'COMPLETED' ELSE s.status END,
+           stage_data = CASE WHEN _next_stage IS NULL THEN s.stage_data
+                             ELSE s.stage_data || jsonb_build_object(s.stage, _data) END
+     WHERE s.id = _session_id
+    RETURNING * INTO _session;
+
+    -- The answer an Idempotency-Key replays, stored with the row: only a keyed command is ever replayed.
+    IF _idempotency_key IS NOT NULL THEN
+        _reply := jsonb_build_object('status', _status, 'event_ids', to_jsonb(_event_ids),
+                                     'session', CASE WHEN _rule.is_async THEN NULL
+                                                     ELSE genesis_session_json(_session) END);
+    END IF;
+    IF _rule.is_async THEN
+        -- The duplicate guard is the partial unique index, not a read-then-write check.
+        INSERT INTO command_inbox AS c (id, session_id, user_id, command_type, idempotency_key, payload,
+                                        status, reply, request_id)
+        VALUES (_command_id, _session_id, _user_id, _command_type, _idempotency_key, _payload, _status,
+                _reply, _request_id)
+        ON CONFLICT (session_id, command_type) WHERE status IN ('RECEIVED', 'PROCESSING') DO NOTHING;
+        IF NOT FOUND THEN
+            PERFORM genesis_refuse('GS409', 'Command already processing',
+                jsonb_build_object('duplicate_command_id',
+                    (SELECT c.id FROM command_inbox c
+                      WHERE c.session_id = _session_id AND c.command_type = _command_type
+                        AND c.status IN ('RECEIVED', 'PROCESSING'))));
+        END IF;
+    ELSE
+        -- Completed as it is recorded: never pending, so never a duplicate.
+        INSERT INTO command_inbox (id, session_id, user_id, command_type, idempotency_key, payload, status, reply,
+                                   request_id, completed_at)
+        VALUES (_command_id, _session_id, _user_id, _command_type, _idempotency_key, _payload, _status, _reply,
+                _request_id, now());
     END IF;
 
     IF _command_type = 'ConfirmStage' THEN
-        _next_stage := genesis_next_stage(_session.stage);
-        UPDATE genesis_sessions s
-           SET stage = _next_stage,
-               status = CASE WHEN _next_stage = 'FINISHED' THEN 'COMPLETED' ELSE s.status END,
-               stage_data = s.stage_data || jsonb_build_object(_session.stage, coalesce(_payload -> 'data', '{}'::jsonb))
-         WHERE s.id = _session_id;
-        _event := genesis_append_event(_session_id, _rule.event_type,
-            jsonb_build_object('stage', _session.stage, 'next_stage', _next_stage,
-                               'data', coalesce(_payload -> 'data', '{}'::jsonb)),
+        PERFORM genesis_record_event(_session_id, _before.version + 1, _before.last_event_id, _event_ids[1],
+            _rule.event_type,
+            jsonb_build_object('stage', _before.stage, 'next_stage', _next_stage, 'data', _data),
             _command_id, _user_id, _request_id, _traceparent, _tracestate);
-        _event_ids := _event_ids || _event.event_id;
         IF _next_stage = 'FINISHED' THEN
-            _event := genesis_append_event(_session_id, 'Genesis.Session.Finished',
-                jsonb_build_object('stage_data', (SELECT s.stage_data FROM genesis_sessions s WHERE s.id = _session_id)),
+            PERFORM genesis_record_event(_session_id, _before.version + 2, _event_ids[1], _event_ids[2],
+                'Genesis.Session.Finished', jsonb_build_object('stage_data', _session.stage_data),
                 _command_id, _user_id, _request_id, _traceparent, _tracestate);
-            _event_ids := _event_ids || _event.event_id;
         END IF;
     ELSE
-        _event := genesis_append_event(_session_id, _rule.event_type, _payload, _command_id, _user_id, _request_id,
-                                       _traceparent, _tracestate);
-        _event_ids := _event_ids || _event.event_id;
+        PERFORM genesis_record_event(_session_id, _before.version + 1, _before.last_event_id, _event_ids[1],
+            _rule.event_type, _payload, _command_id, _user_id, _request_id, _traceparent, _tracestate);
     END IF;
-
     IF _rule.is_async THEN
         INSERT INTO async_tasks (command_id, session_id, task_type, input)
         VALUES (_command_id, _session_id, _command_type, _payload);
     END IF;
 
-    SELECT * INTO _session FROM genesis_sessions s WHERE s.id = _session_id;
-    _reply := jsonb_build_object('status', _status, 'event_ids', to_jsonb(_event_ids),
-                                 'session', CASE WHEN _rule.is_async THEN NULL ELSE genesis_session_json(_session) END);
-    UPDATE command_inbox c SET reply = _reply WHERE c.id = _command_id;
-
-    RETURN QUERY SELECT _command_id, _status, _rule.is_async, false, _event_ids, _reply -> 'session';
+    RETURN QUERY SELECT _command_id, _status, _rule.is_async, false, _event_ids,
+                        CASE WHEN _rule.is_async THEN NULL ELSE genesis_session_json(_session) END;
 END;
 $$;

@@ -1,12 +1,14 @@
 """`make bench-api`: HTTP commands/s against the raw submit_command rate, measured in the same run.
 
 The API runs as the real `genesis api` process; the load comes from tests/benchmarks/loadgen.py
-in a process of its own (16 concurrent clients for 10 s, each walking fresh sessions through the
-flow). The baseline is the same flow as SQL calls over asyncpg at the same concurrency. Then the
-HTTP run again against two more `genesis api` processes on the same database: one with tracing off
-(no OTEL_* settings) and one exporting every span over OTLP/HTTP to a local receiver
-(tests/benchmarks/otlp_sink.py). PostgreSQL is DATABASE_URL's server when set, else an embedded one.
-Prints the figures and the ratios HTTP / raw and tracing on / off.
+in a process of its own (each client walking fresh sessions through the flow for 10 s), at 16, 64
+and 256 clients (`BENCH_HTTP_CLIENTS`). The baseline is the same flow as SQL calls over asyncpg at
+16 connections, and the SQL path under pgbench (tests/benchmarks/pgbench.py). Then the HTTP run
+again against two more `genesis api` processes on the same database: one with tracing off (no
+OTEL_* settings) and one exporting every span over OTLP/HTTP to a local receiver
+(tests/benchmarks/otlp_sink.py); `BENCH_TRACING_ROUNDS=0` skips that part. PostgreSQL is
+DATABASE_URL's server when set, else an embedded one. Prints the figures, the load average with
+each, and the ratios HTTP / raw and tracing on / off.
 """
 
 from __future__ import annotations
@@ -21,10 +23,11 @@ from typing import Any
 
 import asyncpg
 
-from tests.benchmarks import bench_tracing
-from tests.benchmarks.harness import USER, api_stack, say
+from tests.benchmarks import bench_tracing, pgbench
+from tests.benchmarks.harness import USER, Stack, api_stack, say
 
 CONCURRENCY = int(os.environ.get("BENCH_CONCURRENCY", "16"))
+HTTP_CLIENTS = [int(n) for n in os.environ.get("BENCH_HTTP_CLIENTS", "16,64,256").split(",")]
 SECONDS = float(os.environ.get("BENCH_SECONDS", "10"))
 SESSIONS = int(os.environ.get("BENCH_SESSIONS", "8000"))
 ROUNDS = int(os.environ.get("BENCH_TRACING_ROUNDS", "2"))  # turns of tracing off / on / on sampled
@@ -39,36 +42,72 @@ async def sessions(dsn: str, count: int) -> list[str]:
     return [r["id"] for r in rows]
 
 
-def load(mode: str, target: str, session_ids: list[str], env: dict[str, str], workdir: Path) -> dict[str, Any]:
+def load(
+    mode: str, target: str, session_ids: list[str], env: dict[str, str], workdir: Path, clients: int = CONCURRENCY
+) -> dict[str, Any]:
     path = workdir / f"sessions-{mode}.json"
     path.write_text(json.dumps(session_ids))
-    say(f"{mode}: {CONCURRENCY} clients for {SECONDS:g}s …")
+    say(f"{mode}: {clients} clients for {SECONDS:g}s …")
     out = subprocess.run(
-        [sys.executable, "-m", "tests.benchmarks.loadgen", mode, target, str(path), str(CONCURRENCY), str(SECONDS)],
+        [sys.executable, "-m", "tests.benchmarks.loadgen", mode, target, str(path), str(clients), str(SECONDS)],
         env=env, check=True, capture_output=True, text=True,
     )  # fmt: skip
     result: dict[str, Any] = json.loads(out.stdout)
+    result["load"] = os.getloadavg()[0]
     return result
+
+
+def row(name: str, r: dict[str, Any]) -> str:
+    figures = f"{r['per_second']:>12.0f}{r['p50_ms']:>9.1f}{r['p99_ms']:>9.1f}{r['requests']:>10}{r['load']:>7.1f}"
+    return f"{name:<38}{figures}  {r['statuses']}"
+
+
+HEADER = f"{'path':<38}{'commands/s':>12}{'p50 ms':>9}{'p99 ms':>9}{'requests':>10}{'load':>7}  statuses"
+
+
+def measure(stack: Stack) -> tuple[dict[int, dict[str, Any]], dict[str, Any]]:
+    """HTTP at each of HTTP_CLIENTS and raw submit_command at CONCURRENCY, each on fresh sessions."""
+    http = {}
+    for clients in HTTP_CLIENTS:
+        say(f"creating {SESSIONS} sessions …")
+        http[clients] = load("http", stack.base_url, asyncio.run(sessions(stack.dsn, SESSIONS)), stack.env,
+                             stack.workdir, clients)  # fmt: skip
+    raw = load("sql", stack.dsn, asyncio.run(sessions(stack.dsn, SESSIONS)), stack.env, stack.workdir)
+    return http, raw
+
+
+def pgbench_lines(dsn: str) -> list[str]:
+    asyncio.run(pgbench.prepare(dsn))
+    lines = [f"{'pgbench (' + str(CONCURRENCY) + ' clients)':<38}{'tx/s':>12}{'load':>7}"]
+    for name in pgbench.SCRIPTS:
+        say(f"pgbench {name}: {CONCURRENCY} clients for {SECONDS:g}s …")
+        tps = pgbench.run(dsn, name, CONCURRENCY, SECONDS)
+        lines.append(f"{name:<38}{tps:>12.0f}{os.getloadavg()[0]:>7.1f}")
+    return lines
 
 
 def main() -> None:
     with api_stack("api") as stack:
-        say(f"creating {2 * SESSIONS} sessions …")
-        http_sessions, sql_sessions = (asyncio.run(sessions(stack.dsn, SESSIONS)) for _ in range(2))
-        http = load("http", stack.base_url, http_sessions, stack.env, stack.workdir)
-        sql = load("sql", stack.dsn, sql_sessions, stack.env, stack.workdir)
-        # Tracing off against on, each in a `genesis api` of its own on the same database, in turns.
-        fresh = bench_tracing.new_sessions_from(stack.dsn, SESSIONS, sessions)
-        tracing = bench_tracing.compare(
-            stack, lambda url, ids: load("http", url, ids, stack.env, stack.workdir), fresh, ROUNDS
-        )
-    ratio = http["per_second"] / sql["per_second"]
-    print(f"{'path':<34}{'commands/s':>12}{'p50 ms':>9}{'p99 ms':>9}{'requests':>10}  statuses")
-    for name, r in (("HTTP (genesis api)", http), ("raw submit_command (asyncpg)", sql)):
-        figures = f"{r['per_second']:>12.0f}{r['p50_ms']:>9.1f}{r['p99_ms']:>9.1f}{r['requests']:>10}"
-        print(f"{name:<34}{figures}  {r['statuses']}")
-    print(f"ratio HTTP / raw = {ratio:.2f}   (concurrency {CONCURRENCY}, {SECONDS:g}s each, {os.cpu_count()} cores)")
-    print("\n".join(tracing))
+        http, raw = measure(stack)
+        sql_path = pgbench_lines(stack.dsn)
+        tracing: list[str] = []
+        if ROUNDS > 0:
+            # Tracing off against on, each in a `genesis api` of its own on the same database, in turns.
+            fresh = bench_tracing.new_sessions_from(stack.dsn, SESSIONS, sessions)
+            tracing = bench_tracing.compare(
+                stack, lambda url, ids: load("http", url, ids, stack.env, stack.workdir), fresh, ROUNDS
+            )
+    print(HEADER)
+    for clients, r in http.items():
+        print(row(f"HTTP (genesis api), {clients} clients", r))
+    print(row(f"raw submit_command (asyncpg), {CONCURRENCY}", raw))
+    print(f"PostgreSQL backends' CPU per raw command: {raw['backend_cpu_us']:.0f} µs")
+    base = http.get(CONCURRENCY, next(iter(http.values())))
+    ratio = base["per_second"] / raw["per_second"]
+    print(f"ratio HTTP / raw = {ratio:.2f}   ({SECONDS:g}s each, {os.cpu_count()} cores)")
+    for clients, r in http.items():
+        print(f"HTTP at {clients} clients / at {CONCURRENCY}: {r['per_second'] / base['per_second']:.2f}")
+    print("\n".join(sql_path + tracing))
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ import os
 import sys
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -80,8 +81,11 @@ async def http_mode(base_url: str, sessions: list[str], concurrency: int, second
 
 
 async def sql_mode(dsn: str, sessions: list[str], concurrency: int, seconds: float) -> dict[str, Any]:
+    backends: list[int] = []
+
     async def init(conn: asyncpg.Connection[Any]) -> None:
         await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+        backends.append(await conn.fetchval("SELECT pg_backend_pid()"))
 
     # The same call as the API's: one statement, one REPEATABLE READ transaction.
     pool = await asyncpg.create_pool(
@@ -102,9 +106,22 @@ async def sql_mode(dsn: str, sessions: list[str], concurrency: int, seconds: flo
         return 503
 
     try:
-        return await run(send, sessions, concurrency, seconds)
+        before = backend_cpu(backends)
+        result = await run(send, sessions, concurrency, seconds)
+        # The backends' own CPU per command: what the functions cost, whatever else the machine runs.
+        result["backend_cpu_us"] = (backend_cpu(backends) - before) / max(1, result["requests"]) * 1e6
+        return result
     finally:
         await pool.close()
+
+
+def backend_cpu(pids: list[int]) -> float:
+    """User + system CPU seconds of these PostgreSQL backends (Linux /proc; the server is local)."""
+    total = 0.0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
 
 
 def main() -> None:
