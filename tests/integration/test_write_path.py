@@ -44,27 +44,31 @@ async def _writes(conn: Conn, sql: str, *args: Any) -> dict[str, tuple[int, int]
     return {t: c for t, c in changes.items() if c != (0, 0)}
 
 
+# Every outbox row is also queued for the relays' admission (relay v2's insert trigger, migration 0004).
+OUTBOX = ("event_outbox", "outbox_new_rows")
+
+
 async def test_each_row_is_written_once(psql: Conn) -> None:
     conn = psql
     created = await _writes(conn, "SELECT create_session('alice')")
-    assert created == dict.fromkeys(("command_inbox", "domain_events", "event_outbox", "genesis_sessions"), (1, 0))
+    assert created == dict.fromkeys(("command_inbox", "domain_events", *OUTBOX, "genesis_sessions"), (1, 0))
     session_id = await conn.fetchval("SELECT id::text FROM genesis_sessions")
 
     concept = await _writes(conn, SUBMIT, session_id, "RequestConceptGeneration", '{"count": 2}', "alice", "k-1")
     assert concept == {
         "async_tasks": (1, 0), "command_inbox": (1, 0), "domain_events": (1, 0), "event_outbox": (1, 0),
-        "genesis_sessions": (0, 1),
+        "outbox_new_rows": (1, 0), "genesis_sessions": (0, 1),
     }  # fmt: skip
     for stage in STAGES[:-1]:
         confirmed = await _writes(conn, SUBMIT, session_id, "ConfirmStage", json.dumps({"stage": stage}), "alice", None)
-        assert confirmed == dict.fromkeys(("command_inbox", "domain_events", "event_outbox"), (1, 0)) | {
+        assert confirmed == dict.fromkeys(("command_inbox", "domain_events", *OUTBOX), (1, 0)) | {
             "genesis_sessions": (0, 1)
         }
     finished = await _writes(
         conn, SUBMIT, session_id, "ConfirmStage", json.dumps({"stage": STAGES[-1]}), "alice", None
     )  # fmt: skip
     assert finished == {"command_inbox": (1, 0), "domain_events": (2, 0), "event_outbox": (2, 0),
-                        "genesis_sessions": (0, 1)}  # fmt: skip
+                        "outbox_new_rows": (2, 0), "genesis_sessions": (0, 1)}  # fmt: skip
     events = await conn.fetch("SELECT aggregate_version, event_id, causation_id FROM domain_events ORDER BY id")
     assert [e["aggregate_version"] for e in events] == list(range(1, len(events) + 1))
     assert [e["causation_id"] for e in events[1:]] == [e["event_id"] for e in events[:-1]]
