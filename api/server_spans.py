@@ -10,6 +10,10 @@ a non-recording span that carries ids only: its events still get a traceparent.
 
 from __future__ import annotations
 
+import functools
+import os
+import re
+
 from aiohttp import web
 from aiohttp.typedefs import Handler
 from opentelemetry import context, propagate, trace
@@ -30,6 +34,15 @@ _tracer = trace.get_tracer(__name__)
 # Methods outside RFC 9110 (and PATCH) are `_OTHER` on the span, so a client cannot mint span names.
 _KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"})
 _names: dict[tuple[str, str], str] = {}  # (method, route) → span name: a few dozen, built once each
+
+
+@functools.cache
+def _excluded() -> re.Pattern[str] | None:
+    """The aiohttp-server instrumentation's setting, still honoured: regular expressions, comma-separated,
+    searched in the path; such requests get no span (so nothing of theirs is traced)."""
+    raw = os.environ.get("OTEL_PYTHON_AIOHTTP_SERVER_EXCLUDED_URLS") or os.environ.get("OTEL_PYTHON_EXCLUDED_URLS", "")
+    patterns = [f"(?:{p.strip()})" for p in raw.split(",") if p.strip()]
+    return re.compile("|".join(patterns)) if patterns else None
 
 
 def _span_name(method: str, route: str) -> str:
@@ -67,6 +80,9 @@ def _attributes(request: web.Request, method: str, route: str) -> dict[str, str 
 async def server_span_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """The request's span is current while the handler runs: its SQL calls are its children, and the
     trace context stored with the events it causes names it."""
+    exporting = tracing.exporting()
+    if exporting and (excluded := _excluded()) is not None and excluded.search(request.path):
+        return await handler(request)
     method = request.method if request.method in _KNOWN_METHODS else "_OTHER"
     resource = request.match_info.route.resource
     route = resource.canonical if resource is not None else ""
@@ -74,7 +90,7 @@ async def server_span_middleware(request: web.Request, handler: Handler) -> web.
         _span_name(method, route),
         context=propagate.extract(request.headers),
         kind=SpanKind.SERVER,
-        attributes=_attributes(request, method, route) if tracing.exporting() else None,
+        attributes=_attributes(request, method, route) if exporting else None,
     )
     token = context.attach(trace.set_span_in_context(span))
     status: int | None = None
