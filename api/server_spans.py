@@ -63,13 +63,13 @@ def _attributes(request: web.Request, method: str, route: str) -> dict[str, str 
         attributes[http_attributes.HTTP_ROUTE] = route
     if request.query_string:
         attributes[url_attributes.URL_QUERY] = request.query_string
-    host = request.host  # the Host header as the client sent it
+    host = request.host  # the Host header as the client sent it ("[::1]:8000" for IPv6)
     name, colon, port = host.rpartition(":") if not host.endswith("]") else ("", "", "")
     if colon and port.isdigit():
-        attributes[server_attributes.SERVER_ADDRESS] = name
+        attributes[server_attributes.SERVER_ADDRESS] = name.strip("[]")
         attributes[server_attributes.SERVER_PORT] = int(port)
     elif host:
-        attributes[server_attributes.SERVER_ADDRESS] = host
+        attributes[server_attributes.SERVER_ADDRESS] = host.strip("[]")
     agent = request.headers.get("User-Agent")
     if agent:
         attributes[user_agent_attributes.USER_AGENT_ORIGINAL] = agent
