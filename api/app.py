@@ -13,8 +13,9 @@ from api.cors import cors_headers, cors_middleware
 from api.live import EVENTS_CHANNEL, PROGRESS_CHANNEL, EventHub
 from api.middlewares import auth_middleware, error_middleware, request_id_header, request_id_middleware
 from api.requests import MAX_BODY_BYTES
+from api.server_spans import server_span_middleware
 from api.stream_limits import StreamLimits
-from genesis import db, tracing
+from genesis import db
 from genesis.listener import Listener
 from genesis.settings import Settings
 from genesis.tokens import TokenVerifier
@@ -26,10 +27,10 @@ log = logging.getLogger("genesis.api")
 def create_app(settings: Settings) -> web.Application:
     settings.require("database_url")
     app = web.Application(
-        # Order matters: the request id wraps everything, metrics see the final status, CORS answers
+        # Order matters: the span wraps everything, then the request id, metrics see the final status, CORS answers
         # preflights, errors are shaped inside it, auth runs last.
         middlewares=[
-            *tracing.api_middlewares(),  # the caller's trace context, when tracing is set up without export
+            server_span_middleware,  # the request's span (in the caller's trace): events store its context
             request_id_middleware,
             metrics.metrics_middleware,
             cors_middleware,

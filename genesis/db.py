@@ -11,7 +11,7 @@ from typing import Any, Literal, TypeVar
 
 import asyncpg
 
-from genesis import errors
+from genesis import db_spans, errors
 
 T = TypeVar("T")
 Isolation = Literal["read_committed", "repeatable_read", "serializable"]
@@ -82,14 +82,14 @@ async def connect(dsn: str, *, application_name: str) -> asyncpg.Connection[Any]
 async def call(pool: asyncpg.Pool[Any], query: str, *args: object) -> asyncpg.Record | None:
     """One call of a SQL function that writes: one statement, hence one transaction (at the pool's
     REPEATABLE READ), retried on serialization failures and deadlocks (with jitter), then SERVICE_BUSY."""
-    return await _retrying(lambda: pool.fetchrow(query, *args))
+    return await _retrying(query, lambda: pool.fetchrow(query, *args))
 
 
-async def _retrying(attempt: Callable[[], Awaitable[T]]) -> T:
+async def _retrying(query: str, attempt: Callable[[], Awaitable[T]]) -> T:
     for n in range(SERIALIZATION_RETRIES):
         try:
             with refusals():
-                return await attempt()
+                return await _traced(query, attempt)
         except (asyncpg.SerializationError, asyncpg.DeadlockDetectedError):
             # Full jitter keeps colliding retries apart.
             await asyncio.sleep(random.uniform(0, 0.005 * 2**n))
@@ -99,7 +99,19 @@ async def _retrying(attempt: Callable[[], Awaitable[T]]) -> T:
 async def fetchval(pool: asyncpg.Pool[Any], query: str, *args: object) -> Any:
     """One read-only call of a SQL function, its refusals as domain errors."""
     with refusals():
-        return await pool.fetchval(query, *args)
+        return await _traced(query, lambda: pool.fetchval(query, *args))
+
+
+async def _traced(query: str, attempt: Callable[[], Awaitable[T]]) -> T:
+    """One statement, in a CLIENT span of its own when the API exports spans (genesis.db_spans)."""
+    span = db_spans.start(query)
+    try:
+        result = await attempt()
+    except BaseException as exc:
+        db_spans.end(span, exc)
+        raise
+    db_spans.end(span)
+    return result
 
 
 @contextlib.contextmanager

@@ -72,7 +72,8 @@ def _trace_id(traceparent: str) -> str:
 async def test_one_command_is_one_trace_from_the_request_to_the_record(rig: Rig, tmp_path: Path) -> None:
     token = issue_token(Settings(jwt_secret=JWT_SECRET), USER)
     bearer = {"Authorization": f"Bearer {token}"}
-    async with OtlpReceiver().running() as receiver, _api(rig, tmp_path, **_otel(receiver)) as base:
+    excluded = {"OTEL_PYTHON_AIOHTTP_SERVER_EXCLUDED_URLS": "healthz,readyz"}  # _api polls /healthz
+    async with OtlpReceiver().running() as receiver, _api(rig, tmp_path, **_otel(receiver), **excluded) as base:
         await rig.start_relay(ready=True, **_otel(receiver))
         async with aiohttp.ClientSession(headers=bearer) as http:
             # No trace came: the API starts one, and the record carries it.
@@ -114,8 +115,14 @@ async def test_one_command_is_one_trace_from_the_request_to_the_record(rig: Rig,
         assert (server.kind, server.parent_span_id, server.service) == ("SERVER", caller_span, "genesis-api")
         # The stored context is the API's server span: the record's traceparent names it.
         assert record.headers["traceparent"].split("-")[2] == server.span_id
-        database = [s for s in receiver.of_trace(trace_id) if s.kind == "CLIENT" and s.service == "genesis-api"]
-        assert database, "the asyncpg instrumentation's span of submit_command"
+        assert server.attributes["http.request.method"] == "POST"
+        assert server.attributes["http.route"] == "/genesis/sessions/{session_id}/commands"
+        assert server.attributes["url.path"] == f"/genesis/sessions/{session_id}/commands"
+        assert server.attributes["http.response.status_code"] == 202
+        (database,) = [s for s in receiver.of_trace(trace_id) if s.kind == "CLIENT" and s.service == "genesis-api"]
+        assert (database.name, database.parent_span_id) == ("SELECT submit_command", server.span_id)
+        assert database.attributes["db.system.name"] == "postgresql"
+        assert database.attributes["db.stored_procedure.name"] == "submit_command"
         (producer,) = spans_named(send, trace_id)
         assert (producer.kind, producer.service, producer.parent_span_id) == (
             "PRODUCER",
@@ -140,6 +147,7 @@ async def test_one_command_is_one_trace_from_the_request_to_the_record(rig: Rig,
             return {"POST /genesis/sessions", send} <= names
 
         await eventually(started_arrived, within=20, what="the spans of the trace the API started")
+        assert not [s for s in receiver.spans if s.name == "GET /healthz"], "excluded by the setting"
 
 
 async def test_without_otlp_settings_the_api_still_carries_the_trace_into_the_event(rig: Rig, tmp_path: Path) -> None:

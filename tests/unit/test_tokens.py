@@ -7,9 +7,9 @@ import time
 import jwt
 import pytest
 
-from genesis import errors
+from genesis import errors, tokens
 from genesis.settings import Settings
-from genesis.tokens import AGENT_SCOPE, TokenVerifier, issue_token, parse_scopes
+from genesis.tokens import AGENT_SCOPE, Principal, TokenVerifier, issue_token, parse_scopes
 
 SECRET = "unit-secret-" + "s" * 60  # long enough for HS512 without a warning
 
@@ -63,3 +63,40 @@ def test_a_scope_claim_that_is_not_a_string_grants_nothing() -> None:
     assert parse_scopes(["genesis:agent"]) == frozenset()
     assert parse_scopes(None) == frozenset()
     assert parse_scopes("") == frozenset()
+
+
+class _Counting(TokenVerifier):
+    """Counts signature checks, to tell a verified token kept from one verified again."""
+
+    decoded = 0
+
+    def _decode(self, token: str, key: str | jwt.PyJWK) -> Principal:
+        self.decoded += 1
+        return super()._decode(token, key)
+
+
+async def test_a_verified_token_is_kept_until_it_expires(monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = Settings(jwt_secret=SECRET)
+    verifier, token = _Counting(settings), issue_token(settings, "bob", ttl=60)
+    first = await verifier.authenticate(f"Bearer {token}")
+    assert await verifier.authenticate(f"bearer {token}") is first
+    assert verifier.decoded == 1
+    # Past its exp (by the verifier's clock) it is checked again, as PyJWT would refuse it.
+    later = first.expires_at
+    monkeypatch.setattr(time, "time", lambda: later)
+    await verifier.authenticate(f"Bearer {token}")
+    assert verifier.decoded == 2
+
+
+async def test_refused_tokens_are_not_kept_and_the_kept_ones_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(tokens, "VERIFIED_CACHE_SIZE", 2)
+    settings = Settings(jwt_secret=SECRET)
+    verifier = _Counting(settings)
+    forged = issue_token(Settings(jwt_secret="other-" + SECRET), "bob")
+    for _ in range(2):
+        with pytest.raises(errors.Unauthorized):
+            await verifier.authenticate(f"Bearer {forged}")
+    assert verifier.decoded == 2
+    for user in ("a", "b", "c"):
+        await verifier.authenticate(f"Bearer {issue_token(settings, user)}")
+    assert len(verifier._verified) == 2

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from aiohttp.test_utils import make_mocked_request
 from opentelemetry import trace
 
+from api import server_spans
 from genesis import tracing
 from genesis.topictail import describe
 
@@ -37,3 +39,21 @@ def test_the_tail_line_names_the_record_and_its_trace() -> None:
     )
     assert describe(0, 0, None, []).endswith("event_type=- ce_id=- trace_id=-")
     assert trace.get_current_span().get_span_context().is_valid is False
+
+
+@pytest.mark.parametrize(
+    ("host", "server"),
+    [
+        ("api.example:8443", {"server.address": "api.example", "server.port": 8443}),
+        ("[::1]:8000", {"server.address": "::1", "server.port": 8000}),
+        ("[::1]", {"server.address": "::1"}),
+        ("api.example", {"server.address": "api.example"}),
+    ],
+)
+def test_the_server_span_names_the_server_as_the_host_header_does(host: str, server: dict[str, object]) -> None:
+    request = make_mocked_request("GET", "/genesis/sessions?after=3", headers={"Host": host, "User-Agent": "t/1"})
+    attributes = server_spans._attributes(request, "GET", "/genesis/sessions")
+    assert {k: v for k, v in attributes.items() if k.startswith("server.")} == server
+    assert attributes["url.path"] == "/genesis/sessions"
+    assert attributes["url.query"] == "after=3"
+    assert attributes["user_agent.original"] == "t/1"
