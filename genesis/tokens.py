@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -56,7 +57,9 @@ class TokenVerifier:
             self._algorithms = ["RS256", "ES256"] if asymmetric else ["HS256"]
         self._audience = settings.jwt_audience or None
         self._issuer = settings.jwt_issuer or None
-        self._verified: dict[str, Principal] = {}  # token → what it proved, oldest first
+        # A token's digest → what it proved, oldest first: a digest, so the cache's size does not grow with the
+        # tokens' (header fields up to 16 KiB each).
+        self._verified: dict[bytes, Principal] = {}
 
     @property
     def jwks(self) -> JwksKeys | None:
@@ -70,15 +73,16 @@ class TokenVerifier:
         """What the API calls: with JWT_JWKS_URL the key may have to be fetched first (without blocking)."""
         token = _bearer(authorization)
         if self._jwks is None:
-            known = self._verified.get(token)
+            digest = hashlib.sha256(token.encode()).digest()
+            known = self._verified.get(digest)
             if known is not None:
                 if time.time() < known.expires_at:  # PyJWT's own rule: expired once exp <= now (no leeway)
                     return known
-                del self._verified[token]
+                del self._verified[digest]
             principal = self._decode(token, self._key)
             if len(self._verified) >= VERIFIED_CACHE_SIZE:
                 del self._verified[next(iter(self._verified))]
-            self._verified[token] = principal
+            self._verified[digest] = principal
             return principal
         header = _header(token)
         alg, kid = header.get("alg"), header.get("kid")

@@ -67,12 +67,6 @@ def setup(service_name: str, *, instrument_api: bool = False, database_url: str 
         if _exporting:
             from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
-            try:
-                from genesis import otlp_encoding
-            except ImportError:  # a release that moved the SDK's encoder internals: its own encoder, then
-                pass
-            else:
-                otlp_encoding.install()  # the same bytes for a third of the CPU
             # OTEL_SERVICE_NAME / OTEL_RESOURCE_ATTRIBUTES, when set, win over the default name.
             created = Resource.create({SERVICE_NAME: os.environ.get("OTEL_SERVICE_NAME") or service_name})
             resource = HashedOnce(created.attributes, created.schema_url)
