@@ -73,7 +73,7 @@ class TokenVerifier:
         """What the API calls: with JWT_JWKS_URL the key may have to be fetched first (without blocking)."""
         token = _bearer(authorization)
         if self._jwks is None:
-            digest = hashlib.sha256(token.encode()).digest()
+            digest = hashlib.sha256(token.encode("utf-8", "surrogateescape")).digest()  # any header text
             known = self._verified.get(digest)
             if known is not None:
                 if time.time() < known.expires_at:  # PyJWT's own rule: expired once exp <= now (no leeway)

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from genesis.settings import Settings
-from relay.publisher import HeldBackError, OutboxRow, Publisher
+from relay.publisher import HeldBackError, OutboxRow, Publisher, RefusedBatchError
 
 log = logging.getLogger("genesis.relay")
 
@@ -40,8 +40,11 @@ class RenewingPublisher(Publisher):
         if not await self._started():
             return [ConnectionError("no producer: the broker does not answer")] * len(rows)
         outcomes = await super().publish(rows)
-        # A held-back row never reached the producer; any other error may have left a gap.
-        if any(isinstance(o, BaseException) and not isinstance(o, HeldBackError) for o in outcomes):
+        # A held-back row never reached the producer; any other error (a refused batch too) may have left a gap.
+        if any(
+            isinstance(o, RefusedBatchError) or (isinstance(o, BaseException) and not isinstance(o, HeldBackError))
+            for o in outcomes
+        ):
             await self._renew()
         return outcomes
 

@@ -12,7 +12,7 @@ from typing import Any, NamedTuple
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.client import AIOKafkaClient
-from aiokafka.errors import KafkaTimeoutError, MessageSizeTooLargeError
+from aiokafka.errors import KafkaTimeoutError, MessageSizeTooLargeError, RecordListTooLargeError
 from aiokafka.partitioner import murmur2
 from aiokafka.record.default_records import DefaultRecordBatchBuilder
 from aiokafka.structs import TopicPartition
@@ -43,6 +43,15 @@ Outcome = Landing | BaseException
 
 class HeldBackError(Exception):
     """Not sent: an earlier row of the same key failed in this batch, and order comes first."""
+
+
+class RefusedBatchError(HeldBackError):
+    """The broker refused the record batch this row was in as too large as a whole (its
+    `message.max.bytes`): not this row's failure. The row goes out again in a batch of its own, so
+    only a row the broker refuses by itself fails (and holds back its session)."""
+
+
+_TOO_LARGE = (MessageSizeTooLargeError, RecordListTooLargeError)
 
 
 def headers_from_json(raw: str) -> list[tuple[str, bytes]]:
@@ -86,6 +95,7 @@ class Publisher:
         )
         self._watch_started = False
         self._partitions: dict[str, list[int]] = {}  # topic → its partitions, as the last publish saw them
+        self._alone: set[int] = set()  # rows whose record batch the broker refused as too large
         self._producer = AIOKafkaProducer(
             bootstrap_servers=settings.kafka_bootstrap_servers,
             client_id="genesis-relay",
@@ -144,7 +154,7 @@ class Publisher:
         for chunk in await self._chunks(rows, outcomes):
             per_partition.setdefault((chunk.topic, chunk.partition), []).append(chunk)
         sending = asyncio.ensure_future(
-            asyncio.gather(*(self._send_in_turn(chunks, outcomes) for chunks in per_partition.values()))
+            asyncio.gather(*(self._send_in_turn(chunks, rows, outcomes) for chunks in per_partition.values()))
         )
         loop = asyncio.get_running_loop()
         started = loop.time()
@@ -188,13 +198,19 @@ class Publisher:
             return False
         return all(cluster.leader_for_partition(TopicPartition(t, p)) not in (None, -1) for t, p in partitions)
 
-    async def _send_in_turn(self, chunks: list[_Chunk], outcomes: list[Outcome | None]) -> None:
+    async def _send_in_turn(
+        self, chunks: list[_Chunk], rows: Sequence[OutboxRow], outcomes: list[Outcome | None]
+    ) -> None:
         """Sends one partition's record batches, each after the one before it is acknowledged."""
         for n, chunk in enumerate(chunks):
             try:
                 future = await self._producer.send_batch(chunk.builder, chunk.topic, partition=chunk.partition)
                 landed = await future
             except Exception as exc:
+                if isinstance(exc, _TOO_LARGE) and len(chunk.indexes) > 1:
+                    # Which of its rows the broker refuses is for batches of one to tell, next time.
+                    self._alone.update(rows[i].id for i in chunk.indexes)
+                    exc = RefusedBatchError(f"record batch of partition {chunk.partition} refused as too large: {exc}")
                 for i in chunk.indexes:
                     outcomes[i] = exc
                 held = HeldBackError(f"behind a failed record batch of partition {chunk.partition}")
@@ -241,6 +257,10 @@ class Publisher:
             # The default partitioner's choice for a key, so other producers of the topic agree.
             partition = known[_key_hash(key) % len(known)]
             chunk = open_chunks.get((row.topic, partition))
+            alone = row.id in self._alone
+            if alone:
+                self._alone.discard(row.id)
+                chunk = None  # a batch of its own (closed below)
             if (
                 chunk is None
                 or chunk.builder.append(timestamp=None, key=key, value=row.value, headers=row.headers) is None
@@ -253,6 +273,8 @@ class Publisher:
                 # An empty batch takes any message (its size was checked above).
                 chunk.builder.append(timestamp=None, key=key, value=row.value, headers=row.headers)
             chunk.indexes.append(i)
+            if alone:
+                del open_chunks[(row.topic, partition)]
         return chunks
 
     async def probe(self) -> bool:
