@@ -52,6 +52,7 @@ class RefusedBatchError(HeldBackError):
 
 
 _TOO_LARGE = (MessageSizeTooLargeError, RecordListTooLargeError)
+ALONE_LIMIT = 10_000  # rows remembered to go out in batches of their own
 
 
 def headers_from_json(raw: str) -> list[tuple[str, bytes]]:
@@ -208,7 +209,11 @@ class Publisher:
                 landed = await future
             except Exception as exc:
                 if isinstance(exc, _TOO_LARGE) and len(chunk.indexes) > 1:
-                    # Which of its rows the broker refuses is for batches of one to tell, next time.
+                    # Which of its rows the broker refuses is for batches of one to tell, next time. Bounded:
+                    # a row another relay took meanwhile never comes back to clear its mark (a lost mark
+                    # only costs that row's batch one more refusal, with no attempt counted).
+                    if len(self._alone) > ALONE_LIMIT:
+                        self._alone.clear()
                     self._alone.update(rows[i].id for i in chunk.indexes)
                     exc = RefusedBatchError(f"record batch of partition {chunk.partition} refused as too large: {exc}")
                 for i in chunk.indexes:
