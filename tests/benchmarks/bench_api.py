@@ -34,9 +34,15 @@ ROUNDS = int(os.environ.get("BENCH_TRACING_ROUNDS", "2"))  # turns of tracing of
 
 
 async def sessions(dsn: str, count: int) -> list[str]:
+    """`count` fresh sessions, then the database settled: every figure starts from the same state."""
     conn = await asyncpg.connect(dsn)
     try:
         rows = await conn.fetch("SELECT create_session($1) ->> 'id' AS id FROM generate_series(1, $2)", USER, count)
+        # Without this, whichever figure an autovacuum, an autoanalyze (which also replans every
+        # backend's cached statements) or a checkpoint (full-page images in the WAL of the pages
+        # written next) falls into runs slower than the others: the later client counts, always.
+        await conn.execute("VACUUM ANALYZE")
+        await conn.execute("CHECKPOINT")
     finally:
         await conn.close()
     return [r["id"] for r in rows]
