@@ -8,7 +8,9 @@ again against two more `genesis api` processes on the same database: one with tr
 OTEL_* settings) and one exporting every span over OTLP/HTTP to a local receiver
 (tests/benchmarks/otlp_sink.py); `BENCH_TRACING_ROUNDS=0` skips that part. PostgreSQL is
 DATABASE_URL's server when set, else an embedded one. Prints the figures, the load average with
-each, and the ratios HTTP / raw and tracing on / off.
+each, and the ratios HTTP / raw and tracing on / off. For each HTTP figure it also says what the API's
+PostgreSQL backends were doing (tests/benchmarks/waits.py): at 64 and 256 clients they mostly wait
+for NOTIFY's commit lock.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from typing import Any
 
 import asyncpg
 
-from tests.benchmarks import bench_tracing, pgbench
+from tests.benchmarks import bench_tracing, pgbench, waits
 from tests.benchmarks.harness import USER, Stack, api_stack, say
 
 CONCURRENCY = int(os.environ.get("BENCH_CONCURRENCY", "16"))
@@ -76,8 +78,10 @@ def measure(stack: Stack) -> tuple[dict[int, dict[str, Any]], dict[str, Any]]:
     http = {}
     for clients in HTTP_CLIENTS:
         say(f"creating {SESSIONS} sessions …")
-        http[clients] = load("http", stack.base_url, asyncio.run(sessions(stack.dsn, SESSIONS)), stack.env,
-                             stack.workdir, clients)  # fmt: skip
+        session_ids = asyncio.run(sessions(stack.dsn, SESSIONS))
+        with waits.sampled(stack.dsn) as counts:
+            http[clients] = load("http", stack.base_url, session_ids, stack.env, stack.workdir, clients)
+        http[clients]["waits"] = waits.summary(counts)
     raw = load("sql", stack.dsn, asyncio.run(sessions(stack.dsn, SESSIONS)), stack.env, stack.workdir)
     return http, raw
 
@@ -112,7 +116,8 @@ def main() -> None:
     ratio = base["per_second"] / raw["per_second"]
     print(f"ratio HTTP / raw = {ratio:.2f}   ({SECONDS:g}s each, {os.cpu_count()} cores)")
     for clients, r in http.items():
-        print(f"HTTP at {clients} clients / at {CONCURRENCY}: {r['per_second'] / base['per_second']:.2f}")
+        print(f"HTTP at {clients} clients / at {CONCURRENCY}: {r['per_second'] / base['per_second']:.2f}"
+              f"   the API's backends: {r['waits']}")  # fmt: skip
     print("\n".join(sql_path + tracing))
 
 
