@@ -86,3 +86,25 @@ def compare(stack: Stack, load: Load, new_sessions: NewSessions, rounds: int) ->
 
 def new_sessions_from(dsn: str, count: int, make: Callable[[str, int], Any]) -> NewSessions:
     return lambda: list(asyncio.run(make(dsn, count)))
+
+
+def main() -> None:
+    """`python -m tests.benchmarks.bench_tracing`: this part of `make bench-api` alone (BENCH_TRACING_MODES,
+    comma-separated names of MODES, picks the modes run against off; all by default)."""
+    import os
+
+    from tests.benchmarks import bench_api
+    from tests.benchmarks.harness import api_stack
+
+    picked = [m.strip() for m in os.environ.get("BENCH_TRACING_MODES", "").split(",") if m.strip()]
+    for name in [m for m in MODES if picked and m not in picked]:
+        del MODES[name]
+    with api_stack("tracing") as stack:
+        fresh = new_sessions_from(stack.dsn, bench_api.SESSIONS, bench_api.sessions)
+        lines = compare(stack, lambda url, ids: bench_api.load("http", url, ids, stack.env, stack.workdir), fresh,
+                        max(1, bench_api.ROUNDS))  # fmt: skip
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
