@@ -23,9 +23,10 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import SpanContext, SpanKind
 
-_KIND = {SpanKind.INTERNAL: 1, SpanKind.SERVER: 2, SpanKind.CLIENT: 3, SpanKind.PRODUCER: 4, SpanKind.CONSUMER: 5}
+_KIND = {kind: b"\x30" + bytes((kind.value + 1,)) for kind in SpanKind}  # the proto's enum counts from UNSPECIFIED
 # Span.flags as the SDK's encoder sets them: "has is_remote" always, "is remote" for a remote parent (or link).
 _LOCAL, _REMOTE = struct.pack("<I", 0x100), struct.pack("<I", 0x300)
+_FLAGS_LOCAL, _FLAGS_REMOTE = b"\x85\x01" + _LOCAL, b"\x85\x01" + _REMOTE
 _fixed64 = struct.Struct("<Q").pack
 _double = struct.Struct("<d").pack
 
@@ -33,6 +34,7 @@ _double = struct.Struct("<d").pack
 # request) cannot grow it without bound. Only str and int values: 1 == 1.0 == True would share an entry.
 _MAX_CACHED = 4096
 _cached: dict[tuple[str, object], bytes] = {}
+_names: dict[str, bytes] = {}  # span names: one per route and query
 _INT64 = range(-(1 << 63), 1 << 63)
 log = logging.getLogger(__name__)
 
@@ -121,15 +123,20 @@ def encode_span(span: ReadableSpan) -> bytes:
     context = span.context
     assert context is not None  # an SDK span always has one
     parent = span.parent
+    name = _names.get(span.name)
+    if name is None:
+        if len(_names) >= _MAX_CACHED:
+            _names.clear()
+        name = _names[span.name] = _string(b"\x2a", span.name)
+    start, end, status = span.start_time, span.end_time, span.status
     parts = [
-        b"\x0a\x10" + context.trace_id.to_bytes(16, "big"),
-        b"\x12\x08" + context.span_id.to_bytes(8, "big"),
-        _string(b"\x1a", _trace_state(context)),
+        b"\x0a\x10" + context.trace_id.to_bytes(16, "big") + b"\x12\x08" + context.span_id.to_bytes(8, "big"),
+        _string(b"\x1a", _trace_state(context)) if context.trace_state else b"",
         b"\x22\x08" + parent.span_id.to_bytes(8, "big") if parent is not None else b"",
-        _string(b"\x2a", span.name),
-        b"\x30" + _varint(_KIND[span.kind]),
-        b"\x39" + _fixed64(span.start_time or 0) if span.start_time else b"",
-        b"\x41" + _fixed64(span.end_time or 0) if span.end_time else b"",
+        name,
+        _KIND[span.kind],
+        b"\x39" + _fixed64(start) if start else b"",
+        b"\x41" + _fixed64(end) if end else b"",
         _attributes(b"\x4a", span.attributes, cache=True),
         _count(b"\x50", span.dropped_attributes),
     ]
@@ -144,10 +151,12 @@ def encode_span(span: ReadableSpan) -> bytes:
         body += _attributes(b"\x22", link.attributes) + _count(b"\x28", link.dropped_attributes)
         parts.append(_field(b"\x6a", body + b"\x35" + (_REMOTE if linked.is_remote else _LOCAL)))
     parts.append(_count(b"\x70", span.dropped_links))
-    status = span.status
     code = status.status_code.value
-    parts.append(_field(b"\x7a", _string(b"\x12", status.description) + (b"\x18" + _varint(code) if code else b"")))
-    parts.append(b"\x85\x01" + (_REMOTE if parent is not None and parent.is_remote else _LOCAL))
+    if code or status.description:
+        parts.append(_field(b"\x7a", _string(b"\x12", status.description) + (b"\x18" + _varint(code) if code else b"")))
+    else:
+        parts.append(b"\x7a\x00")  # UNSET: the SDK still writes the (empty) Status
+    parts.append(_FLAGS_REMOTE if parent is not None and parent.is_remote else _FLAGS_LOCAL)
     return b"".join(parts)
 
 
