@@ -184,19 +184,31 @@ def _scope(scope: InstrumentationScope | None) -> bytes:
     return known[1]
 
 
+# One finished span: its resource, its scope, and its Span message with tag and length (`encoded`).
+Encoded = tuple[Resource, InstrumentationScope | None, bytes]
+
+
+def encoded(span: ReadableSpan) -> Encoded:
+    return span.resource, span.instrumentation_scope, _field(b"\x12", encode_span(span))
+
+
 def encode_request(spans: Sequence[ReadableSpan]) -> bytes:
-    """The serialized ExportTraceServiceRequest of `spans`, grouped by resource, then by scope."""
+    """The serialized ExportTraceServiceRequest of `spans`."""
+    return assemble([encoded(span) for span in spans])
+
+
+def assemble(spans: Sequence[Encoded]) -> bytes:
+    """The ExportTraceServiceRequest of spans encoded earlier, grouped by resource, then by scope."""
     grouped: dict[int, tuple[Resource, dict[int, tuple[InstrumentationScope | None, list[bytes]]]]] = {}
-    for span in spans:
-        resource, scope = span.resource, span.instrumentation_scope
+    for resource, scope, span in spans:
         scopes = grouped.setdefault(id(resource), (resource, {}))[1]
-        scopes.setdefault(id(scope), (scope, []))[1].append(_field(b"\x12", encode_span(span)))
+        scopes.setdefault(id(scope), (scope, []))[1].append(span)
     out = []
     for resource, scopes in grouped.values():
         body = [_resource(resource)]
-        for scope, encoded in scopes.values():
+        for scope, encoded_spans in scopes.values():
             schema = _string(b"\x1a", scope.schema_url if scope is not None else None)
-            body.append(_field(b"\x12", _scope(scope) + b"".join(encoded) + schema))
+            body.append(_field(b"\x12", _scope(scope) + b"".join(encoded_spans) + schema))
         body.append(_string(b"\x1a", resource.schema_url))
         out.append(_field(b"\x0a", b"".join(body)))
     return b"".join(out)

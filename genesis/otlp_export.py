@@ -89,13 +89,16 @@ class OtlpHttpSpanExporter(SpanExporter):
         except Exception:
             log.exception("Failed to encode %d spans", len(spans))
             return SpanExportResult.FAILURE
+        return SpanExportResult.SUCCESS if self.send(body) else SpanExportResult.FAILURE
+
+    def send(self, body: bytes) -> bool:
+        """Posts one serialized ExportTraceServiceRequest (compressed as configured); whether it was taken."""
+        if self._stopped.is_set():
+            return False
         if self.compression == "gzip":
             body = gzip.compress(body, mtime=0)
         elif self.compression == "deflate":
             body = zlib.compress(body)
-        return SpanExportResult.SUCCESS if self._post(body) else SpanExportResult.FAILURE
-
-    def _post(self, body: bytes) -> bool:
         deadline = time.monotonic() + self.timeout
         for retry in range(6):
             remaining = deadline - time.monotonic()

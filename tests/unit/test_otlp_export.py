@@ -1,4 +1,5 @@
-"""genesis.otlp_export: the settings it reads as the SDK's exporter reads them, and what it posts."""
+"""genesis.otlp_export: the settings it reads as the SDK's exporter reads them, and what it posts; and
+genesis.span_batches, which feeds it."""
 
 from __future__ import annotations
 
@@ -8,12 +9,14 @@ from collections.abc import AsyncIterator
 import pytest
 from aiohttp import web
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SpanExportResult
-from opentelemetry.trace import SpanContext
+from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags, set_span_in_context
 
 from genesis.localservices import free_port
 from genesis.otlp_export import OtlpHttpSpanExporter, endpoint, handles
+from genesis.span_batches import EncodedBatchProcessor
+from tests.relay_harness import eventually
 
 SPANS = [ReadableSpan("POST /genesis/sessions", SpanContext(0xABC, 0x12, is_remote=False))]
 
@@ -136,3 +139,51 @@ def test_no_collector_fails_the_export_within_its_timeout() -> None:
     exporter = OtlpHttpSpanExporter({"OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{free_port()}",
                                      "OTEL_EXPORTER_OTLP_TIMEOUT": "0.5"})  # fmt: skip
     assert exporter.export(SPANS) is SpanExportResult.FAILURE
+
+
+def _provider(collector: Collector, **bsp: str) -> tuple[TracerProvider, EncodedBatchProcessor]:
+    exporter = collector.exporter()
+    processor = EncodedBatchProcessor(exporter, {f"OTEL_BSP_{k.upper()}": v for k, v in bsp.items()})
+    provider = TracerProvider(shutdown_on_exit=False)
+    provider.add_span_processor(processor)
+    return provider, processor
+
+
+def _received(collector: Collector) -> list[list[str]]:
+    return [_spans(body) for _, body in collector.received]
+
+
+async def test_a_full_batch_goes_at_once(collector: Collector) -> None:
+    provider, processor = _provider(collector, schedule_delay="600000", max_export_batch_size="2")
+    assert (processor.delay, processor.batch, processor.capacity) == (600, 2, 2048)
+    tracer = provider.get_tracer("t")
+    for name in ("a", "b", "c"):
+        tracer.start_span(name).end()
+
+    async def batch_arrived() -> bool:
+        return bool(collector.received)
+
+    await eventually(batch_arrived, within=10, what="the first batch")
+    assert _received(collector) == [["a", "b"]]  # "c" waits for the next batch or the delay
+    await asyncio.to_thread(provider.shutdown)  # sends what waits, then stops
+    assert _received(collector) == [["a", "b"], ["c"]]
+    assert not processor.force_flush()
+
+
+async def test_a_flush_sends_what_waits_and_unsampled_spans_are_not_sent(collector: Collector) -> None:
+    provider, _ = _provider(collector, schedule_delay="600000")
+    tracer = provider.get_tracer("t")
+    unsampled = SpanContext(0xABC, 0x34, is_remote=True, trace_flags=TraceFlags(0))
+    tracer.start_span("kept").end()
+    tracer.start_span("dropped", context=set_span_in_context(NonRecordingSpan(unsampled))).end()
+    assert await asyncio.to_thread(provider.force_flush)
+    assert _received(collector) == [["kept"]]
+    await asyncio.to_thread(provider.shutdown)
+    assert _received(collector) == [["kept"]]
+
+
+def test_bad_batch_settings_fall_back_to_the_sdk_defaults() -> None:
+    bad = {"OTEL_BSP_SCHEDULE_DELAY": "soon", "OTEL_BSP_MAX_QUEUE_SIZE": "-1", "OTEL_BSP_MAX_EXPORT_BATCH_SIZE": "0"}
+    processor = EncodedBatchProcessor(OtlpHttpSpanExporter({}), bad)
+    assert (processor.delay, processor.batch, processor.capacity) == (5, 512, 2048)
+    processor.shutdown()
