@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import signal
 import statistics
 import subprocess
@@ -64,7 +65,9 @@ def compare(stack: Stack, load: Load, new_sessions: NewSessions, rounds: int) ->
             with otlp_sink() as (endpoint, counts):
                 runs[name].append(_run(stack, load, session_ids, OTEL_EXPORTER_OTLP_ENDPOINT=endpoint, **extra))
             exported[name] = counts
-    lines = [f"{'tracing':<24}{'cmd/s by round':>22}{'median':>8}{'p99 ms':>8}{'API CPU µs/cmd':>16}  exported"]
+    lines = [
+        f"{'tracing':<24}{'cmd/s by round':>26}{'median':>8}{'p99 ms':>8}{'API CPU µs/cmd by round':>30}  exported"
+    ]
     off = runs["off"]
     for name, results in runs.items():
         rates = [r["per_second"] for r in results]
@@ -73,7 +76,8 @@ def compare(stack: Stack, load: Load, new_sessions: NewSessions, rounds: int) ->
         sent = exported.get(name, {})
         spans = f"{sent.get('spans', 0)} spans in {sent.get('requests', 0)} requests (last round)" if sent else "-"
         by_round = " ".join(f"{r:.0f}" for r in rates)
-        lines.append(f"{name:<24}{by_round:>22}{statistics.median(rates):>8.0f}{p99:>8.1f}{cpu:>16.0f}  {spans}")
+        cpus = " ".join(f"{r['cpu_us']:.0f}" for r in results) + f" (median {cpu:.0f})"
+        lines.append(f"{name:<24}{by_round:>26}{statistics.median(rates):>8.0f}{p99:>8.1f}{cpus:>30}  {spans}")
     for name in MODES:
         ratios = [b["per_second"] / a["per_second"] for a, b in zip(off, runs[name], strict=True)]
         cpu_ratio = statistics.median(r["cpu_us"] for r in off) / statistics.median(r["cpu_us"] for r in runs[name])
@@ -90,13 +94,11 @@ def new_sessions_from(dsn: str, count: int, make: Callable[[str, int], Any]) -> 
 
 def main() -> None:
     """`python -m tests.benchmarks.bench_tracing`: this part of `make bench-api` alone (BENCH_TRACING_MODES,
-    comma-separated names of MODES, picks the modes run against off; all by default)."""
-    import os
-
+    names of MODES separated by `;`, picks the modes run against off; all by default)."""
     from tests.benchmarks import bench_api
     from tests.benchmarks.harness import api_stack
 
-    picked = [m.strip() for m in os.environ.get("BENCH_TRACING_MODES", "").split(",") if m.strip()]
+    picked = [m.strip() for m in os.environ.get("BENCH_TRACING_MODES", "").split(";") if m.strip()]
     for name in [m for m in MODES if picked and m not in picked]:
         del MODES[name]
     with api_stack("tracing") as stack:
