@@ -57,11 +57,13 @@ def exporting() -> bool:
     return _exporting
 
 
-def setup(service_name: str, *, instrument_api: bool = False, database_url: str = "") -> None:
-    """Installs the process's TracerProvider (once). For the API, when exporting, also the CLIENT spans of
-    its SQL calls (genesis.db_spans; `OTEL_PYTHON_DISABLED_INSTRUMENTATIONS=asyncpg` leaves them out, as it
-    left out the asyncpg instrumentation's). The API's SERVER span is api.server_spans' middleware, in
-    every Application create_app makes."""
+def setup(service_name: str, *, sql_spans: bool = False, database_url: str = "") -> None:
+    """Installs the process's TracerProvider (once). With `sql_spans` (the API's TRACE_SQL_SPANS), when
+    exporting, also the CLIENT spans of its SQL calls (genesis.db_spans), unless
+    `OTEL_PYTHON_DISABLED_INSTRUMENTATIONS=asyncpg` (the asyncpg instrumentation's off switch) says no.
+    They are off by default: the API's request path makes one SQL call, so its CLIENT span repeats the
+    SERVER span's timing less the HTTP work, and costs as much again (~30 µs a command; docs/benchmarks.md).
+    The API's SERVER span is api.server_spans' middleware, in every Application create_app makes."""
     global _configured, _exporting
     if not _configured:
         _configured = True
@@ -77,7 +79,7 @@ def setup(service_name: str, *, instrument_api: bool = False, database_url: str 
             # kept sampled (its flags go on), recorded by nobody.
             provider = TracerProvider(sampler=ParentBased(root=ALWAYS_OFF))
         trace.set_tracer_provider(provider)
-    if instrument_api and _exporting:
+    if sql_spans and _exporting:
         disabled = os.environ.get("OTEL_PYTHON_DISABLED_INSTRUMENTATIONS", "")
         if "asyncpg" not in {name.strip() for name in disabled.split(",")}:
             db_spans.enable(database_url)

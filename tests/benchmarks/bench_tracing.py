@@ -1,6 +1,6 @@
 """The tracing part of `make bench-api`: the same HTTP load against `genesis api` with tracing off (no
 OTEL_* settings); on (every span exported over OTLP/HTTP to a local receiver, tests/benchmarks/otlp_sink.py);
-on without the asyncpg spans; and on with a 10 % sampler: in turns, on the stack's database. Prints
+on with the SQL CLIENT spans too; and on with a 10 % sampler: in turns, on the stack's database. Prints
 commands/s and the API process's own CPU per command (from /proc): the first moves with whatever else the
 machine runs, the second much less."""
 
@@ -24,10 +24,11 @@ Load = Callable[[str, list[str]], dict[str, Any]]  # (API base URL, session ids)
 NewSessions = Callable[[], list[str]]
 
 SAMPLED = {"OTEL_TRACES_SAMPLER": "parentbased_traceidratio", "OTEL_TRACES_SAMPLER_ARG": "0.1"}
-# Each tracing mode against off: all spans; without the asyncpg spans (the server span only); 10 % of traces.
+# Each tracing mode against off: every span (the default: a SERVER span per request); with a CLIENT span per
+# SQL call too (TRACE_SQL_SPANS); 10 % of traces.
 MODES: dict[str, dict[str, str]] = {
     "on": {},
-    "on, no asyncpg spans": {"OTEL_PYTHON_DISABLED_INSTRUMENTATIONS": "asyncpg"},
+    "on, with SQL spans": {"TRACE_SQL_SPANS": "true"},
     "on, 10 % sampled": SAMPLED,
 }
 
