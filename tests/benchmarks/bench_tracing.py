@@ -67,7 +67,7 @@ def compare(stack: Stack, load: Load, new_sessions: NewSessions, rounds: int) ->
                 runs[name].append(_run(stack, load, session_ids, OTEL_EXPORTER_OTLP_ENDPOINT=endpoint, **extra))
             exported[name] = counts
     lines = [
-        f"{'tracing':<24}{'cmd/s by round':>26}{'median':>8}{'p99 ms':>8}{'API CPU µs/cmd by round':>30}  exported"
+        f"{'tracing':<24}{'cmd/s by round':>26}{'median':>8}{'p99 ms':>8}{'API CPU µs/cmd by round':>34}  exported"
     ]
     off = runs["off"]
     for name, results in runs.items():
@@ -78,7 +78,7 @@ def compare(stack: Stack, load: Load, new_sessions: NewSessions, rounds: int) ->
         spans = f"{sent.get('spans', 0)} spans in {sent.get('requests', 0)} requests (last round)" if sent else "-"
         by_round = " ".join(f"{r:.0f}" for r in rates)
         cpus = " ".join(f"{r['cpu_us']:.0f}" for r in results) + f" (median {cpu:.0f})"
-        lines.append(f"{name:<24}{by_round:>26}{statistics.median(rates):>8.0f}{p99:>8.1f}{cpus:>30}  {spans}")
+        lines.append(f"{name:<24}{by_round:>26}{statistics.median(rates):>8.0f}{p99:>8.1f}{cpus:>34}  {spans}")
     for name in MODES:
         ratios = [b["per_second"] / a["per_second"] for a, b in zip(off, runs[name], strict=True)]
         cpu_ratio = statistics.median(r["cpu_us"] for r in off) / statistics.median(r["cpu_us"] for r in runs[name])
