@@ -62,7 +62,7 @@ def setup(service_name: str, *, sql_spans: bool = False, database_url: str = "")
     exporting, also the CLIENT spans of its SQL calls (genesis.db_spans), unless
     `OTEL_PYTHON_DISABLED_INSTRUMENTATIONS=asyncpg` (the asyncpg instrumentation's off switch) says no.
     They are off by default: the API's request path makes one SQL call, so its CLIENT span repeats the
-    SERVER span's timing less the HTTP work, and costs as much again (~30 µs a command; docs/benchmarks.md).
+    SERVER span's timing less the HTTP work, and costs about as much again (~60 µs a command; docs/benchmarks.md).
     The API's SERVER span is api.server_spans' middleware, in every Application create_app makes."""
     global _configured, _exporting
     if not _configured:
