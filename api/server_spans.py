@@ -53,24 +53,40 @@ def _span_name(method: str, route: str) -> str:
 
 
 def _attributes(request: web.Request, method: str, route: str) -> dict[str, str | int]:
+    version = request.version
+    key = (method, route, request.scheme, request.host, version.major, version.minor, request.headers.get("User-Agent"))
+    constant = _constant.get(key)
+    if constant is None:
+        if len(_constant) >= 1024:  # the Host and User-Agent headers are the client's: bounded
+            _constant.clear()
+        constant = _constant[key] = _constant_attributes(*key)
+    attributes = {**constant, url_attributes.URL_PATH: request.path}
+    if request.query_string:
+        attributes[url_attributes.URL_QUERY] = request.query_string
+    return attributes
+
+
+# What is the same for every request of a route from one client: built once (a few µs a request).
+_constant: dict[tuple[str, str, str, str, int, int, str | None], dict[str, str | int]] = {}
+
+
+def _constant_attributes(
+    method: str, route: str, scheme: str, host: str, major: int, minor: int, agent: str | None
+) -> dict[str, str | int]:
     attributes: dict[str, str | int] = {
         http_attributes.HTTP_REQUEST_METHOD: method,
-        url_attributes.URL_SCHEME: request.scheme,
-        url_attributes.URL_PATH: request.path,
-        network_attributes.NETWORK_PROTOCOL_VERSION: f"{request.version.major}.{request.version.minor}",
+        url_attributes.URL_SCHEME: scheme,
+        network_attributes.NETWORK_PROTOCOL_VERSION: f"{major}.{minor}",
     }
     if route:
         attributes[http_attributes.HTTP_ROUTE] = route
-    if request.query_string:
-        attributes[url_attributes.URL_QUERY] = request.query_string
-    host = request.host  # the Host header as the client sent it ("[::1]:8000" for IPv6)
+    # The Host header as the client sent it ("[::1]:8000" for IPv6).
     name, colon, port = host.rpartition(":") if not host.endswith("]") else ("", "", "")
     if colon and port.isdigit():
         attributes[server_attributes.SERVER_ADDRESS] = name.strip("[]")
         attributes[server_attributes.SERVER_PORT] = int(port)
     elif host:
         attributes[server_attributes.SERVER_ADDRESS] = host.strip("[]")
-    agent = request.headers.get("User-Agent")
     if agent:
         attributes[user_agent_attributes.USER_AGENT_ORIGINAL] = agent
     return attributes

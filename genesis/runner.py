@@ -46,7 +46,7 @@ async def serve_api(settings: Settings, stop: asyncio.Event) -> None:
     from api.server import ApiRunner, quiet_bad_requests
     from genesis import tracing
 
-    tracing.setup("genesis-api", instrument_api=True, database_url=settings.database_url)
+    tracing.setup("genesis-api", sql_spans=settings.trace_sql_spans, database_url=settings.database_url)
     quiet_bad_requests()
     runner = ApiRunner(create_app(settings), settings, access_log=None, handle_signals=False, shutdown_timeout=5)
     await runner.setup()

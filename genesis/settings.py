@@ -55,6 +55,7 @@ class Settings:
     log_level: str = "INFO"
     cors_origins: tuple[str, ...] = ()
     dev: bool = False
+    trace_sql_spans: bool = False  # a CLIENT span per SQL call of the API, when it exports spans (genesis/db_spans.py)
     genesis_api_url: str = ""  # where agents reach the API; empty: API_HOST:API_PORT of this machine
     agent_group: str = "genesis-dev-agent"  # the development agent's consumer group
     agent_step_delay: float = 0.5  # seconds the development agent spends on each step of a task
@@ -113,6 +114,7 @@ class Settings:
             log_level=log_level,
             cors_origins=_get(e, "CORS_ORIGINS", _csv, d.cors_origins),
             dev=_get(e, "GENESIS_DEV", _bool, d.dev),
+            trace_sql_spans=_get(e, "TRACE_SQL_SPANS", _bool, d.trace_sql_spans),
             genesis_api_url=_get(e, "GENESIS_API_URL", _http_url, d.genesis_api_url),
             agent_group=_get(e, "AGENT_GROUP", _nonempty, d.agent_group),
             agent_step_delay=_get(e, "AGENT_STEP_DELAY", _positive_float, d.agent_step_delay),

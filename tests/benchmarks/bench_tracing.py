@@ -1,6 +1,6 @@
 """The tracing part of `make bench-api`: the same HTTP load against `genesis api` with tracing off (no
 OTEL_* settings); on (every span exported over OTLP/HTTP to a local receiver, tests/benchmarks/otlp_sink.py);
-on without the asyncpg spans; and on with a 10 % sampler: in turns, on the stack's database. Prints
+on with the SQL CLIENT spans too; and on with a 10 % sampler: in turns, on the stack's database. Prints
 commands/s and the API process's own CPU per command (from /proc): the first moves with whatever else the
 machine runs, the second much less."""
 
@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import signal
 import statistics
 import subprocess
@@ -23,10 +24,11 @@ Load = Callable[[str, list[str]], dict[str, Any]]  # (API base URL, session ids)
 NewSessions = Callable[[], list[str]]
 
 SAMPLED = {"OTEL_TRACES_SAMPLER": "parentbased_traceidratio", "OTEL_TRACES_SAMPLER_ARG": "0.1"}
-# Each tracing mode against off: all spans; without the asyncpg spans (the server span only); 10 % of traces.
+# Each tracing mode against off: every span (the default: a SERVER span per request); with a CLIENT span per
+# SQL call too (TRACE_SQL_SPANS); 10 % of traces.
 MODES: dict[str, dict[str, str]] = {
     "on": {},
-    "on, no asyncpg spans": {"OTEL_PYTHON_DISABLED_INSTRUMENTATIONS": "asyncpg"},
+    "on, with SQL spans": {"TRACE_SQL_SPANS": "true"},
     "on, 10 % sampled": SAMPLED,
 }
 
@@ -64,7 +66,9 @@ def compare(stack: Stack, load: Load, new_sessions: NewSessions, rounds: int) ->
             with otlp_sink() as (endpoint, counts):
                 runs[name].append(_run(stack, load, session_ids, OTEL_EXPORTER_OTLP_ENDPOINT=endpoint, **extra))
             exported[name] = counts
-    lines = [f"{'tracing':<24}{'cmd/s by round':>22}{'median':>8}{'p99 ms':>8}{'API CPU µs/cmd':>16}  exported"]
+    lines = [
+        f"{'tracing':<24}{'cmd/s by round':>26}{'median':>8}{'p99 ms':>8}{'API CPU µs/cmd by round':>34}  exported"
+    ]
     off = runs["off"]
     for name, results in runs.items():
         rates = [r["per_second"] for r in results]
@@ -73,7 +77,8 @@ def compare(stack: Stack, load: Load, new_sessions: NewSessions, rounds: int) ->
         sent = exported.get(name, {})
         spans = f"{sent.get('spans', 0)} spans in {sent.get('requests', 0)} requests (last round)" if sent else "-"
         by_round = " ".join(f"{r:.0f}" for r in rates)
-        lines.append(f"{name:<24}{by_round:>22}{statistics.median(rates):>8.0f}{p99:>8.1f}{cpu:>16.0f}  {spans}")
+        cpus = " ".join(f"{r['cpu_us']:.0f}" for r in results) + f" (median {cpu:.0f})"
+        lines.append(f"{name:<24}{by_round:>26}{statistics.median(rates):>8.0f}{p99:>8.1f}{cpus:>34}  {spans}")
     for name in MODES:
         ratios = [b["per_second"] / a["per_second"] for a, b in zip(off, runs[name], strict=True)]
         cpu_ratio = statistics.median(r["cpu_us"] for r in off) / statistics.median(r["cpu_us"] for r in runs[name])
@@ -86,3 +91,23 @@ def compare(stack: Stack, load: Load, new_sessions: NewSessions, rounds: int) ->
 
 def new_sessions_from(dsn: str, count: int, make: Callable[[str, int], Any]) -> NewSessions:
     return lambda: list(asyncio.run(make(dsn, count)))
+
+
+def main() -> None:
+    """`python -m tests.benchmarks.bench_tracing`: this part of `make bench-api` alone (BENCH_TRACING_MODES,
+    names of MODES separated by `;`, picks the modes run against off; all by default)."""
+    from tests.benchmarks import bench_api
+    from tests.benchmarks.harness import api_stack
+
+    picked = [m.strip() for m in os.environ.get("BENCH_TRACING_MODES", "").split(";") if m.strip()]
+    for name in [m for m in MODES if picked and m not in picked]:
+        del MODES[name]
+    with api_stack("tracing") as stack:
+        fresh = new_sessions_from(stack.dsn, bench_api.SESSIONS, bench_api.sessions)
+        lines = compare(stack, lambda url, ids: bench_api.load("http", url, ids, stack.env, stack.workdir), fresh,
+                        max(1, bench_api.ROUNDS))  # fmt: skip
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()

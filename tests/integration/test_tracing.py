@@ -119,10 +119,8 @@ async def test_one_command_is_one_trace_from_the_request_to_the_record(rig: Rig,
         assert server.attributes["http.route"] == "/genesis/sessions/{session_id}/commands"
         assert server.attributes["url.path"] == f"/genesis/sessions/{session_id}/commands"
         assert server.attributes["http.response.status_code"] == 202
-        (database,) = [s for s in receiver.of_trace(trace_id) if s.kind == "CLIENT" and s.service == "genesis-api"]
-        assert (database.name, database.parent_span_id) == ("SELECT submit_command", server.span_id)
-        assert database.attributes["db.system.name"] == "postgresql"
-        assert database.attributes["db.stored_procedure.name"] == "submit_command"
+        # One span per request by default: no CLIENT span for its SQL call (TRACE_SQL_SPANS, the next test).
+        assert not [s for s in receiver.of_trace(trace_id) if s.kind == "CLIENT"]
         (producer,) = spans_named(send, trace_id)
         assert (producer.kind, producer.service, producer.parent_span_id) == (
             "PRODUCER",
@@ -148,6 +146,33 @@ async def test_one_command_is_one_trace_from_the_request_to_the_record(rig: Rig,
 
         await eventually(started_arrived, within=20, what="the spans of the trace the API started")
         assert not [s for s in receiver.spans if s.name == "GET /healthz"], "excluded by the setting"
+
+
+async def test_with_sql_spans_the_sql_call_is_a_client_span_of_the_request(rig: Rig, tmp_path: Path) -> None:
+    token = issue_token(Settings(jwt_secret=JWT_SECRET), USER)
+    trace_id, caller_span = secrets.token_hex(16), secrets.token_hex(8)
+    sent = {"traceparent": _traceparent(trace_id, caller_span), "Authorization": f"Bearer {token}"}
+    command = {"command_type": "RequestConceptGeneration", "payload": {}}
+    async with (
+        OtlpReceiver().running() as receiver,
+        _api(rig, tmp_path, **_otel(receiver), TRACE_SQL_SPANS="true") as base,
+        aiohttp.ClientSession(headers=sent) as http,
+    ):
+        async with http.post(f"{base}/genesis/sessions") as r:
+            session_id = (await r.json())["id"]
+        async with http.post(f"{base}/genesis/sessions/{session_id}/commands", json=command) as r:
+            assert r.status == 202
+
+        async def both_arrived() -> bool:
+            return len([s for s in receiver.of_trace(trace_id) if s.kind == "CLIENT"]) == 2
+
+        await eventually(both_arrived, within=20, what="the CLIENT spans of both SQL calls")
+    server = next(s for s in receiver.of_trace(trace_id) if s.name.endswith("/commands"))
+    (database,) = [s for s in receiver.of_trace(trace_id) if s.kind == "CLIENT" and s.parent_span_id == server.span_id]
+    assert (database.name, database.service) == ("SELECT submit_command", "genesis-api")
+    assert database.attributes["db.system.name"] == "postgresql"
+    assert database.attributes["db.stored_procedure.name"] == "submit_command"
+    assert database.attributes["db.operation.name"] == "SELECT"
 
 
 async def test_without_otlp_settings_the_api_still_carries_the_trace_into_the_event(rig: Rig, tmp_path: Path) -> None:
