@@ -8,8 +8,7 @@ DECLARE
 BEGIN
     WITH requeued AS (
         UPDATE event_outbox o
-           SET status = 'PENDING', attempts = 0, failed_at = NULL, claim_token = NULL, claimed_until = NULL,
-               next_attempt_at = NULL
+           SET status = 'PENDING', attempts = 0, failed_at = NULL, next_attempt_at = NULL
          WHERE o.status = 'FAILED' AND (_id IS NULL OR o.id = _id)
         RETURNING o.key)
     SELECT array_agg(DISTINCT r.key), count(*) INTO _keys, _count FROM requeued r;

@@ -149,8 +149,7 @@ async def make_pending(rig: Rig, topic: str) -> None:
     """Every row PENDING again, for `topic`, in one commit with one NOTIFY (as a burst of commands)."""
     async with rig.pool.acquire() as conn, conn.transaction():
         await conn.execute(
-            """UPDATE event_outbox SET status = 'PENDING', sent_at = NULL, attempts = 0, topic = $1,
-                      claim_token = NULL, claimed_until = NULL""",
+            "UPDATE event_outbox SET status = 'PENDING', sent_at = NULL, attempts = 0, topic = $1",
             topic,
         )
         # Written past the outbox functions, so their heads are too (what the trigger and the
@@ -158,13 +157,14 @@ async def make_pending(rig: Rig, topic: str) -> None:
         await conn.execute(
             """INSERT INTO outbox_heads (key, head_id) SELECT key, min(id) FROM event_outbox GROUP BY key
                ON CONFLICT (key) DO UPDATE SET head_id = EXCLUDED.head_id, blocked = false, retry = false,
-                                               due_at = now(), claim_token = NULL"""
+                                               due_at = now(), claim_token = NULL,
+                                               held_to = NULL"""
         )
         await conn.execute("SELECT pg_notify('genesis_outbox_v1', '')")
 
 
 async def settle(pool: Pool) -> None:
-    await pool.execute("UPDATE event_outbox SET status = 'SENT', sent_at = now(), claim_token = NULL")
+    await pool.execute("UPDATE event_outbox SET status = 'SENT', sent_at = now()")
     await pool.execute("DELETE FROM outbox_heads")
     await pool.execute("DELETE FROM outbox_new_rows")  # make_pending writes the heads itself
     for table in ("outbox_heads", "outbox_new_rows", "event_outbox"):
