@@ -186,6 +186,11 @@ async def main() -> None:
         dsn = await fresh_database(admin, "genesis_profile_drain", log=say)
         postmaster = int((workdir / "pg" / "postmaster.pid").read_text().split()[0])
         pool = await db.create_pool(dsn, application_name="bench", kafka_topic="bench", isolation="read_committed")
+        if os.environ.get("PROFILE_SQL_SETTINGS"):  # e.g. "synchronous_commit=off": an experiment's database settings
+            for setting in os.environ["PROFILE_SQL_SETTINGS"].split(","):
+                name, value = setting.split("=")
+                await pool.execute(f"ALTER DATABASE genesis_profile_drain SET {name} = '{value}'")
+            await pool.expire_connections()
         rows = await bulk_backlog(pool, sessions=ROWS // 5, rounds=5)
         say(f"{rows} rows written")
         await settle(pool)
