@@ -7,8 +7,8 @@
 -- leased heads, and never a SENT row (plan: docs/benchmarks.md).
 -- Each key's rows then come from its head on, by the (key, id) index, until the batch is full.
 -- Only the heads are written (migration 0006): a head takes the claim token, the lease (due_at) and
--- `held_to`, the last row taken of its key; the rows are read, not leased, and every later update of
--- them is fenced through their key's head.
+-- the rows held, `held_from` to `held_to` (the first and last taken of its key); the rows are read,
+-- not leased, and every later update of them is fenced through their key's head.
 -- `_retries_only`: a relay whose broker is down still finishes the retries of its batch in flight
 -- (CONTRACT §6) but claims nothing new. `_behind` (a claim in flight) with `_behind_keys` and
 -- `_behind_after` (the last id it holds of each): a batch claimed ahead may continue those keys
@@ -102,8 +102,11 @@ BEGIN
           FROM event_outbox o
          WHERE o.id = ANY (_ids) AND o.status NOT IN ('SENT', 'FAILED', 'DISCARDED')),
     leased AS (
-        UPDATE outbox_heads h SET claim_token = _token, due_at = now() + _lease, held_to = t.last
-          FROM (SELECT t.key, max(t.id) AS last FROM taken t GROUP BY t.key) t
+        UPDATE outbox_heads h
+           SET claim_token = _token, due_at = now() + _lease, held_to = t.last,
+               -- a key continued (held by the claim in flight, whose token this is) keeps its first row
+               held_from = CASE WHEN h.claim_token = _token AND h.due_at > now() THEN h.held_from ELSE t.first END
+          FROM (SELECT t.key, min(t.id) AS first, max(t.id) AS last FROM taken t GROUP BY t.key) t
          WHERE h.key = ANY (_held) AND h.key = t.key
         RETURNING 1)
     SELECT t.id, t.event_id, t.topic, t.key, t.payload, t.headers, t.attempts, _token FROM taken t ORDER BY t.id;

@@ -20,7 +20,7 @@ BEGIN
             OR (o.status = 'PENDING'
                 AND NOT EXISTS (SELECT FROM outbox_heads h
                                  WHERE h.key = o.key AND h.claim_token IS NOT NULL AND h.due_at > now()
-                                   AND o.id >= h.head_id AND o.id <= h.held_to)))
+                                   AND o.id BETWEEN h.held_from AND h.held_to)))
     RETURNING o.key INTO _key;
     IF _key IS NULL THEN
         PERFORM genesis_refuse('GS406', format('Outbox row %s is not FAILED or unclaimed PENDING', _id),

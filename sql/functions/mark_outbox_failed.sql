@@ -19,7 +19,8 @@ BEGIN
            SET status = 'FAILED', attempts = o.attempts + 1, last_error = _error, failed_at = now(),
                next_attempt_at = NULL
          WHERE o.id = ANY (_ids)
-           AND o.id <= (SELECT h.held_to FROM outbox_heads h WHERE h.key = o.key AND h.claim_token = _claim_token)
+           AND (SELECT o.id BETWEEN h.held_from AND h.held_to
+                  FROM outbox_heads h WHERE h.key = o.key AND h.claim_token = _claim_token)
            AND o.status NOT IN ('SENT', 'FAILED', 'DISCARDED')  -- PENDING, by primary key (see claim_outbox)
         RETURNING o.key, o.id)
     SELECT array_agg(f.key), array_agg(f.last), sum(f.rows) INTO _keys, _given, _count

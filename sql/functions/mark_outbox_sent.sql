@@ -1,7 +1,8 @@
 -- Settles published rows as SENT, one statement per batch, with where each landed on Kafka
 -- (`_partitions`, `_offsets`: aligned with `_ids`, from the broker's acknowledgement). Fenced:
 -- only rows still held by `_claim_token` change (their key's head carries the token and they are
--- among the rows it took, up to held_to: claim_outbox); returns how many did (fewer: the claim is gone).
+-- among the rows it holds, held_from to held_to: claim_outbox); returns how many did (fewer: the
+-- claim is gone).
 CREATE OR REPLACE FUNCTION mark_outbox_sent(_claim_token uuid, _ids bigint[],
                                             _partitions integer[] DEFAULT NULL, _offsets bigint[] DEFAULT NULL)
 RETURNS integer
@@ -20,8 +21,8 @@ BEGIN
     -- joined to the unnested arrays, the planner (which takes an unnest for 10 rows and the
     -- update for one) chose a nested loop that re-ran the unnest for every row, 250,000 pairs
     -- (30 ms) at batch 500; joined on the id alone, stale statistics can plan a scan of the table.
-    -- The fence is a subquery per row for the same reason: joined to the heads, each head re-ran
-    -- the `= ANY` index scan of all 500 ids (50,000 buffer hits, 29 ms).
+    -- The fence is a subquery per row (one probe of the heads' primary key) for the same reason:
+    -- joined to the heads, each head re-ran the `= ANY` scan of all 500 ids (50,000 buffers, 29 ms).
     WITH sent AS (
         UPDATE event_outbox o
            SET status = 'SENT', sent_at = now(), attempts = o.attempts + 1, last_error = NULL,
@@ -29,7 +30,8 @@ BEGIN
                kafka_partition = _partitions[array_position(_ids, o.id)],
                kafka_offset = _offsets[array_position(_ids, o.id)]
          WHERE o.id = ANY (_ids)
-           AND o.id <= (SELECT h.held_to FROM outbox_heads h WHERE h.key = o.key AND h.claim_token = _claim_token)
+           AND (SELECT o.id BETWEEN h.held_from AND h.held_to
+                  FROM outbox_heads h WHERE h.key = o.key AND h.claim_token = _claim_token)
            AND o.status NOT IN ('SENT', 'FAILED', 'DISCARDED')  -- PENDING, by primary key (see claim_outbox)
         RETURNING o.key, o.id)
     SELECT array_agg(s.key), array_agg(s.last), sum(s.rows) INTO _keys, _given, _count

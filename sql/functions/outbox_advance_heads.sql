@@ -3,7 +3,8 @@
 -- `_token` gives up the key, unless it still holds rows of it after those it gave back now
 -- (`_given`, aligned with `_keys`: the last row of each it settled or released; a claim gives its
 -- rows back in order, and a batch claimed ahead may have taken the key's later rows with the same
--- token). A key another claim holds stays with it. Called in the transaction that changed the rows.
+-- token): then it holds from the next one on. A key another claim holds stays with it. Called in
+-- the transaction that changed the rows.
 CREATE OR REPLACE FUNCTION outbox_advance_heads(_keys text[], _token uuid DEFAULT NULL, _given bigint[] DEFAULT NULL)
 RETURNS void
 LANGUAGE plpgsql VOLATILE AS $$
@@ -23,7 +24,7 @@ BEGIN
     -- shared by the update and the delete (one statement): as a NOT EXISTS of its own, the delete
     -- was planned as an anti join over the whole index on stale statistics (200 ms at batch 500).
     WITH next AS (
-        SELECT h.key, (h.claim_token = _token AND g.last < h.held_to) IS TRUE AS keep,
+        SELECT h.key, (h.claim_token = _token AND g.last < h.held_to) IS TRUE AS keep, g.last,
                n.id, n.status, n.attempts, n.next_attempt_at
           FROM unnest(_keys, _given) AS g(key, last)
           JOIN outbox_heads h ON h.key = g.key
@@ -40,7 +41,9 @@ BEGIN
                              WHEN h.claim_token IS NULL OR h.claim_token = _token
                              THEN coalesce(n.next_attempt_at, now()) ELSE h.due_at END,
                claim_token = CASE WHEN h.claim_token = _token AND NOT n.keep THEN NULL ELSE h.claim_token END,
-               held_to = CASE WHEN h.claim_token = _token AND NOT n.keep THEN NULL ELSE h.held_to END
+               held_to = CASE WHEN h.claim_token = _token AND NOT n.keep THEN NULL ELSE h.held_to END,
+               held_from = CASE WHEN n.keep THEN n.last + 1
+                                WHEN h.claim_token = _token THEN NULL ELSE h.held_from END
           FROM next n
          WHERE h.key = n.key AND n.id IS NOT NULL
         RETURNING 1)

@@ -12,7 +12,7 @@ LANGUAGE sql STABLE AS $$
          WHERE h.status = 'FAILED' OR h.attempts > 0 GROUP BY h.key
     )
     SELECT count(*) FILTER (WHERE r.status = 'PENDING'),
-           count(*) FILTER (WHERE r.status = 'PENDING' AND l.due_at > now() AND r.id BETWEEN l.head_id AND l.held_to),
+           count(*) FILTER (WHERE r.status = 'PENDING' AND l.due_at > now() AND r.id BETWEEN l.held_from AND l.held_to),
            count(*) FILTER (WHERE r.status = 'PENDING' AND r.attempts > 0),
            count(*) FILTER (WHERE r.status = 'PENDING' AND r.id > h.first_id),
            count(DISTINCT r.key) FILTER (WHERE r.id > h.first_id OR (r.status = 'FAILED')),

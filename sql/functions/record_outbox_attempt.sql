@@ -24,7 +24,8 @@ BEGIN
                next_attempt_at = CASE WHEN o.attempts + 1 <= _max_retries
                                       THEN now() + _base_delay * 2 ^ o.attempts END
          WHERE o.id = ANY (_ids)
-           AND o.id <= (SELECT h.held_to FROM outbox_heads h WHERE h.key = o.key AND h.claim_token = _claim_token)
+           AND (SELECT o.id BETWEEN h.held_from AND h.held_to
+                  FROM outbox_heads h WHERE h.key = o.key AND h.claim_token = _claim_token)
            AND o.status NOT IN ('SENT', 'FAILED', 'DISCARDED')  -- PENDING, by primary key (see claim_outbox)
         RETURNING o.key, o.id, o.status)
     SELECT array_agg(a.key), array_agg(a.last), sum(a.rows), sum(a.failed) INTO _keys, _given, tried, failed

@@ -18,7 +18,8 @@ BEGIN
         SELECT o.id, o.key
           FROM event_outbox o
          WHERE o.id = ANY (_ids)
-           AND o.id <= (SELECT h.held_to FROM outbox_heads h WHERE h.key = o.key AND h.claim_token = _claim_token)
+           AND (SELECT o.id BETWEEN h.held_from AND h.held_to
+                  FROM outbox_heads h WHERE h.key = o.key AND h.claim_token = _claim_token)
            AND o.status NOT IN ('SENT', 'FAILED', 'DISCARDED')),  -- PENDING, by primary key (see claim_outbox)
     delayed AS (
         UPDATE event_outbox o SET next_attempt_at = now() + _delay

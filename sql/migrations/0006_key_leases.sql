@@ -2,10 +2,11 @@
 -- (with an entry in each of its indexes: the lease columns fit no HOT update on a full page) only for
 -- the settle to write another one; the lease now lives on the key's head alone, which already held it.
 -- A row is a claim's while its key's head carries the claim's token and the row is among those the
--- claim took: from the head up to `held_to`, the last row the claim took of the key. Stop running
+-- claim took and has not given back yet: from `held_from` to `held_to` (a claim gives a key's rows
+-- back in order: a retried row first, the rows held behind it next). Stop running
 -- relays before applying it (docs/operations.md): the leases they hold are dropped, so the rows
 -- they held become claimable at once (published again, never lost).
-ALTER TABLE outbox_heads ADD COLUMN held_to bigint;
+ALTER TABLE outbox_heads ADD COLUMN held_from bigint, ADD COLUMN held_to bigint;
 UPDATE outbox_heads h SET claim_token = NULL, due_at = coalesce(o.next_attempt_at, now())
   FROM event_outbox o WHERE o.id = h.head_id AND h.claim_token IS NOT NULL;
 ALTER TABLE event_outbox DROP COLUMN claim_token, DROP COLUMN claimed_until;
@@ -14,7 +15,7 @@ ALTER TABLE event_outbox DROP COLUMN claim_token, DROP COLUMN claimed_until;
 CREATE VIEW outbox_leases AS
 SELECT o.id, o.key, h.claim_token, h.due_at AS claimed_until
   FROM outbox_heads h
-  JOIN event_outbox o ON o.key = h.key AND o.id >= h.head_id AND o.id <= h.held_to AND o.status = 'PENDING'
+  JOIN event_outbox o ON o.key = h.key AND o.id >= h.held_from AND o.id <= h.held_to AND o.status = 'PENDING'
  WHERE h.claim_token IS NOT NULL;
 
 -- The trailing parameter is new (sql/functions re-creates it); the old signature would make calls ambiguous.

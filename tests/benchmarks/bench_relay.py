@@ -158,7 +158,7 @@ async def make_pending(rig: Rig, topic: str) -> None:
             """INSERT INTO outbox_heads (key, head_id) SELECT key, min(id) FROM event_outbox GROUP BY key
                ON CONFLICT (key) DO UPDATE SET head_id = EXCLUDED.head_id, blocked = false, retry = false,
                                                due_at = now(), claim_token = NULL,
-                                               held_to = NULL"""
+                                               held_from = NULL, held_to = NULL"""
         )
         await conn.execute("SELECT pg_notify('genesis_outbox_v1', '')")
 

@@ -156,15 +156,18 @@ async def profiled_drain(dsn: str, pool: Pool, rig: Rig, target: Broker, postmas
     finally:
         await publisher.stop()
         await relay_pool.close()
-    stats = await pool.fetchrow(
+    stats: Any = await pool.fetchrow(
         "SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_user_tables WHERE relname = 'event_outbox'"
     )
-    heads = await pool.fetchrow(
+    heads: Any = await pool.fetchrow(
         "SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_user_tables WHERE relname = 'outbox_heads'"
     )
     print(
-        f"\n{target.name}: {sent} rows in {wall:.2f}s = {sent / wall:.0f} rows/s (batch {BATCH}); load {os.getloadavg()}"
+        f"\n{target.name}: {sent} rows in {wall:.2f}s = {sent / wall:.0f} rows/s (batch {BATCH}); "
+        f"load {os.getloadavg()}"
     )
+    per_row = ", ".join(f"{k} {(after[k] - before[k]) / sent * 1e6:.1f}" for k in after)
+    print(f"  CPU µs per row: {per_row}")
     print(
         "  CPU s over the drain: "
         + ", ".join(f"{k} {after[k] - before[k]:.2f} ({(after[k] - before[k]) / wall:.2f} core)" for k in after)
@@ -197,8 +200,13 @@ async def main() -> None:
         for kind in [k.strip() for k in BROKERS.split(",") if k.strip()]:
             async with broker(kind, workdir) as target:
                 rig = Rig(dsn, target.bootstrap, "bench", pool, TopicConsumer(target.bootstrap, "unused"), workdir)
+                broker_pids = [p for p in children(os.getpid()) if p != postmaster]
+                before = cpu_snapshot(postmaster, broker_pids)
                 plain = await producer_only(rig, target)
-                print(f"\n== {target.name}: plain producer {plain:.0f} msg/s; load {os.getloadavg()}")
+                used = {k: v - before[k] for k, v in cpu_snapshot(postmaster, broker_pids).items()}
+                per_row = ", ".join(f"{k} {v / rows * 1e6:.1f}" for k, v in used.items())
+                print(f"\n== {target.name}: plain producer {plain:.0f} msg/s (CPU µs per row: {per_row}; this "
+                      f"process also read the rows); load {os.getloadavg()}")  # fmt: skip
                 for n in range(ROUNDS):
                     rate = await profiled_drain(
                         dsn, pool, rig, target, postmaster, profile=n == 0 and os.environ.get("PROFILE_CPROFILE") == "1"
