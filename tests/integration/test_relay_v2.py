@@ -97,8 +97,9 @@ async def test_a_row_discarded_while_it_waits_for_its_retry_never_reaches_the_to
 
     async def waiting() -> bool:
         row = await rig.pool.fetchrow("SELECT * FROM event_outbox WHERE event_id = $1", uuid.UUID(poison))
-        leased = row is not None and await rig.pool.fetchval("SELECT EXISTS (SELECT FROM outbox_leases WHERE id = $1)", row["id"])
-        return row is not None and row["attempts"] == 1 and not leased
+        if row is None or row["attempts"] != 1:
+            return False
+        return not await rig.pool.fetchval("SELECT EXISTS (SELECT FROM outbox_leases WHERE id = $1)", row["id"])
 
     await eventually(waiting, within=10, what="the row waits for its first retry")
     row_id = await rig.pool.fetchval("SELECT id FROM event_outbox WHERE event_id = $1", uuid.UUID(poison))
