@@ -14,6 +14,7 @@ import asyncio
 import cProfile
 import os
 import pstats
+import shutil
 import statistics
 import tempfile
 import time
@@ -216,6 +217,7 @@ async def main() -> None:
         await pool.close()
     finally:
         postgres.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 if __name__ == "__main__":
