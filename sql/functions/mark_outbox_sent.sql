@@ -3,6 +3,9 @@
 -- only rows still held by `_claim_token` change (their key's head carries the token and they are
 -- among the rows it holds, held_from to held_to: claim_outbox); returns how many did (fewer: the
 -- claim is gone).
+-- The signature before the trailing parameters were added: a second function beside this one would make
+-- calls that name only the old arguments ambiguous. Dropped in the same transaction that creates this one.
+DROP FUNCTION IF EXISTS mark_outbox_sent(uuid, bigint[]);
 CREATE OR REPLACE FUNCTION mark_outbox_sent(_claim_token uuid, _ids bigint[],
                                             _partitions integer[] DEFAULT NULL, _offsets bigint[] DEFAULT NULL)
 RETURNS integer
