@@ -118,7 +118,8 @@ class RelayWorker:
 
         Through a backlog (a full batch) it is pipelined: the next batch is claimed while this one
         is published, so PostgreSQL and the broker work at the same time. That claim may continue
-        the keys this batch holds after its rows (so one long session is pipelined too); it is
+        the keys this batch holds after its rows (so one long session is pipelined too; it shares
+        this batch's token, so such a key stays held by one token up to its last row); it is
         published only once every row of this one is acknowledged, and handed back untouched when
         anything of this one failed, was lost, or the relay stops. A batch all acknowledged is
         settled while the next one is published (its rows are on Kafka already, ahead of the next

@@ -233,7 +233,7 @@ async def outbox_stats(pool: Queryable) -> dict[str, Any]:
 
 
 async def claimed(pool: Pool) -> int:
-    return int(await pool.fetchval("SELECT count(*) FROM event_outbox WHERE claim_token IS NOT NULL"))
+    return int(await pool.fetchval("SELECT count(*) FROM outbox_leases"))
 
 
 async def unsend(pool: Queryable) -> None:

@@ -5,12 +5,15 @@
 -- heads; both are range scans of idx_outbox_heads_due that stop at the batch size, so a claim
 -- reads O(batch) heads and index entries however many rows wait behind blocked, retrying or
 -- leased heads, and never a SENT row (plan: docs/benchmarks.md).
--- Each key's rows then come from its head on, by the (key, id) index, until the batch is full;
--- the rows get the claim token too, which fences every later update of them by primary key.
+-- Each key's rows then come from its head on, by the (key, id) index, until the batch is full.
+-- Only the heads are written (migration 0006): a head takes the claim token, the lease (due_at) and
+-- the rows held, `held_from` to `held_to` (the first and last taken of its key); the rows are read,
+-- not leased, and every later update of them is fenced through their key's head.
 -- `_retries_only`: a relay whose broker is down still finishes the retries of its batch in flight
 -- (CONTRACT §6) but claims nothing new. `_behind` (a claim in flight) with `_behind_keys` and
 -- `_behind_after` (the last id it holds of each): a batch claimed ahead may continue those keys
--- after their last held row, so one long session is pipelined too; the key moves to this claim.
+-- after their last held row, so one long session is pipelined too. It takes the token of the claim
+-- in flight, so a key it continues stays with one token, held to its last row.
 -- `_admit`: how many new rows to admit first (outbox_admit_new); psql callers leave the default.
 CREATE OR REPLACE FUNCTION claim_outbox(_batch_size integer, _lease interval DEFAULT '30 seconds',
                                         _retries_only boolean DEFAULT false, _behind uuid DEFAULT NULL,
@@ -21,7 +24,7 @@ RETURNS TABLE (id bigint, event_id uuid, topic text, key text, payload jsonb, he
 LANGUAGE plpgsql VOLATILE AS $$
 #variable_conflict use_column
 DECLARE
-    _token uuid := gen_random_uuid();
+    _token uuid := coalesce(_behind, gen_random_uuid());
     _more text[];
     _ids bigint[] := '{}';
     _taken bigint[];
@@ -89,22 +92,23 @@ BEGIN
         RETURN;
     END IF;
 
-    -- Leased by primary key; the keys are leased only for the rows that were (a row still leased by
-    -- another claim is not taken, and its key must not be leased here without rows to publish). The
-    -- status test is spelled so that the planner cannot pick the partial PENDING index on stale
-    -- statistics.
+    -- The rows are read again, on a snapshot taken now that their heads are locked: a row settled or
+    -- discarded by whoever held its head before us is seen as it is (the lanes' reads may predate
+    -- that). Keys are leased only for the rows taken, each held to its last one. The status test is
+    -- spelled so that the planner cannot pick the partial PENDING index on stale statistics.
     RETURN QUERY
-    WITH claimed AS (
-        UPDATE event_outbox o
-           SET claim_token = _token, claimed_until = now() + _lease
-         WHERE o.id = ANY (_ids)
-           AND o.status NOT IN ('SENT', 'FAILED', 'DISCARDED')
-           AND (o.claimed_until IS NULL OR o.claimed_until < now())
-        RETURNING o.id, o.event_id, o.topic, o.key, o.payload, o.headers, o.attempts, o.claim_token),
+    WITH taken AS (
+        SELECT o.id, o.event_id, o.topic, o.key, o.payload, o.headers, o.attempts
+          FROM event_outbox o
+         WHERE o.id = ANY (_ids) AND o.status NOT IN ('SENT', 'FAILED', 'DISCARDED')),
     leased AS (
-        UPDATE outbox_heads h SET claim_token = _token, due_at = now() + _lease
-         WHERE h.key = ANY (_held) AND h.key IN (SELECT c.key FROM claimed c)
+        UPDATE outbox_heads h
+           SET claim_token = _token, due_at = now() + _lease, held_to = t.last,
+               -- a key continued (held by the claim in flight, whose token this is) keeps its first row
+               held_from = CASE WHEN h.claim_token = _token AND h.due_at > now() THEN h.held_from ELSE t.first END
+          FROM (SELECT t.key, min(t.id) AS first, max(t.id) AS last FROM taken t GROUP BY t.key) t
+         WHERE h.key = ANY (_held) AND h.key = t.key
         RETURNING 1)
-    SELECT c.* FROM claimed c ORDER BY c.id;
+    SELECT t.id, t.event_id, t.topic, t.key, t.payload, t.headers, t.attempts, _token FROM taken t ORDER BY t.id;
 END;
 $$;

@@ -7,18 +7,27 @@ RETURNS integer
 LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
     _keys text[];
+    _given bigint[];
     _count integer;
 BEGIN
+    -- Fenced as mark_outbox_sent is.
+    SELECT array_agg(DISTINCT o.key) INTO _keys FROM event_outbox o WHERE o.id = ANY (_ids);
+    PERFORM 1 FROM outbox_heads h WHERE h.key = ANY (_keys) AND h.claim_token = _claim_token
+      ORDER BY h.key FOR UPDATE;
     WITH failed AS (
         UPDATE event_outbox o
            SET status = 'FAILED', attempts = o.attempts + 1, last_error = _error, failed_at = now(),
-               claim_token = NULL, claimed_until = NULL, next_attempt_at = NULL
-         WHERE o.id = ANY (_ids) AND o.claim_token = _claim_token
+               next_attempt_at = NULL
+         WHERE o.id = ANY (_ids)
+           AND (SELECT o.id BETWEEN h.held_from AND h.held_to
+                  FROM outbox_heads h WHERE h.key = o.key AND h.claim_token = _claim_token)
            AND o.status NOT IN ('SENT', 'FAILED', 'DISCARDED')  -- PENDING, by primary key (see claim_outbox)
-        RETURNING o.key)
-    SELECT array_agg(DISTINCT f.key), count(*) INTO _keys, _count FROM failed f;
+        RETURNING o.key, o.id)
+    SELECT array_agg(f.key), array_agg(f.last), sum(f.rows) INTO _keys, _given, _count
+      FROM (SELECT f.key, max(f.id) AS last, count(*) AS rows FROM failed f GROUP BY f.key) f;
+    _count := coalesce(_count, 0);
     IF _keys IS NOT NULL THEN
-        PERFORM outbox_advance_heads(_keys, _claim_token);
+        PERFORM outbox_advance_heads(_keys, _claim_token, _given);
     END IF;
     RETURN _count;
 END;

@@ -6,10 +6,14 @@ DECLARE
     _keys text[];
     _count integer;
 BEGIN
+    -- The keys' heads first, as every function that changes a key's rows takes them (discard_outbox
+    -- locks the head, then the row; rows first here could deadlock with it).
+    PERFORM 1 FROM outbox_heads h
+     WHERE h.key IN (SELECT o.key FROM event_outbox o WHERE o.status = 'FAILED' AND (_id IS NULL OR o.id = _id))
+     ORDER BY h.key FOR UPDATE;
     WITH requeued AS (
         UPDATE event_outbox o
-           SET status = 'PENDING', attempts = 0, failed_at = NULL, claim_token = NULL, claimed_until = NULL,
-               next_attempt_at = NULL
+           SET status = 'PENDING', attempts = 0, failed_at = NULL, next_attempt_at = NULL
          WHERE o.status = 'FAILED' AND (_id IS NULL OR o.id = _id)
         RETURNING o.key)
     SELECT array_agg(DISTINCT r.key), count(*) INTO _keys, _count FROM requeued r;

@@ -47,7 +47,7 @@ async def pathological_backlog(pool: Pool) -> None:
     (failed,) = await _sessions(pool, 1)
     token = await pool.fetchval("SELECT claim_token FROM claim_outbox(1)")
     await pool.fetchval(
-        "SELECT mark_outbox_failed($1, ARRAY(SELECT id FROM event_outbox WHERE claim_token = $1), 'E: bench')", token
+        "SELECT mark_outbox_failed($1, ARRAY(SELECT id FROM outbox_leases WHERE claim_token = $1), 'E: bench')", token
     )
     for done in range(0, BLOCKED, 20_000):
         await pool.execute(APPEND, [failed], min(20_000, BLOCKED - done), USER)

@@ -1,5 +1,7 @@
 -- The claim before relay v2 (git history: sql/functions/claim_outbox.sql), kept for tests/integration/
 -- test_relay_claim_model.py, which compares the v2 claim with it. Created in pg_temp: never installed.
+-- Since migration 0006 a row's lease is read from outbox_leases (the rows no longer carry it), and
+-- the rows are only read, not leased: the test asks what it would claim, in a transaction it rolls back.
 -- Claims up to `_batch_size` PENDING rows for one relay, keeping each key (session) in order:
 -- a key is claimable only through its head, the oldest row that is neither SENT nor DISCARDED,
 -- and only while that head is PENDING and unleased. The head's later rows come along in id
@@ -25,7 +27,8 @@ BEGIN
     -- The oldest claimable heads, locked; another relay's heads are skipped, not waited for.
     SELECT array_agg(h.key), CASE WHEN count(*) = _batch_size THEN max(h.id) END INTO _keys, _last
       FROM (SELECT o.key, o.id FROM event_outbox o
-             WHERE o.status = 'PENDING' AND (o.claimed_until IS NULL OR o.claimed_until < now())
+             WHERE o.status = 'PENDING'
+               AND NOT EXISTS (SELECT FROM outbox_leases l WHERE l.id = o.id AND l.claimed_until >= now())
                AND o.id = (SELECT min(e.id) FROM event_outbox e
                             WHERE e.key = o.key AND e.status IN ('PENDING', 'FAILED'))
              ORDER BY o.id LIMIT _batch_size
@@ -48,12 +51,11 @@ BEGIN
     -- spelled so that the planner cannot pick the partial PENDING index on stale statistics.
     RETURN QUERY
     WITH claimed AS (
-        UPDATE event_outbox o
-           SET claim_token = _token, claimed_until = now() + _lease
+        SELECT o.id, o.event_id, o.topic, o.key, o.payload, o.headers, o.attempts, _token
+          FROM event_outbox o
          WHERE o.id = ANY (_ids)
            AND o.status NOT IN ('SENT', 'FAILED', 'DISCARDED')
-           AND (o.claimed_until IS NULL OR o.claimed_until < now())
-        RETURNING o.id, o.event_id, o.topic, o.key, o.payload, o.headers, o.attempts, o.claim_token)
+           AND NOT EXISTS (SELECT FROM outbox_leases l WHERE l.id = o.id AND l.claimed_until >= now()))
     SELECT * FROM claimed c ORDER BY c.id;
 END;
 $$;

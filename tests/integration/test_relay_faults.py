@@ -123,8 +123,8 @@ async def test_sigkill_a_replica_five_times_mid_backlog_loses_nothing(rig: Rig) 
     async def both_busy_with_more_to_come() -> bool:  # whichever replica dies holds a claim
         return bool(
             await rig.pool.fetchval(
-                """SELECT count(DISTINCT claim_token) >= 2 AND bool_or(claim_token IS NULL)
-                     FROM event_outbox WHERE status = 'PENDING'"""
+                """SELECT count(DISTINCT l.claim_token) >= 2 AND bool_or(l.claim_token IS NULL)
+                     FROM event_outbox o LEFT JOIN outbox_leases l ON l.id = o.id WHERE o.status = 'PENDING'"""
             )
         )
 
@@ -159,7 +159,7 @@ async def test_sigkill_a_replica_five_times_mid_backlog_loses_nothing(rig: Rig) 
         assert first_seen[session_id] == events, f"session {session_id} out of order"
 
 
-CLAIMS = "SELECT DISTINCT claim_token FROM event_outbox WHERE claim_token IS NOT NULL"
+CLAIMS = "SELECT DISTINCT claim_token FROM outbox_leases"  # rows leased, by claim (migration 0006)
 
 
 @pytest.mark.slow

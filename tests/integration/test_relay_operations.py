@@ -78,7 +78,7 @@ async def test_metrics_count_what_was_published_and_show_the_outbox(rig: Rig) ->
 async def _failed_row(pool: Pool) -> int:
     """A row a relay gave up on, made the way the relay does it (claim, then mark_outbox_failed)."""
     token = await pool.fetchval("SELECT claim_token FROM claim_outbox(1)")
-    (row_id,) = [r["id"] for r in await pool.fetch("SELECT id FROM event_outbox WHERE claim_token = $1", token)]
+    (row_id,) = [r["id"] for r in await pool.fetch("SELECT id FROM outbox_leases WHERE claim_token = $1", token)]
     await pool.fetchval("SELECT mark_outbox_failed($1, $2, 'KafkaTimeoutError: broker gone')", token, [row_id])
     return int(row_id)
 

@@ -91,7 +91,8 @@ async def test_broker_cut_off_fails_the_batch_in_flight_on_schedule_and_the_rest
     assert row["attempts"] == 4  # the first publish and three retries
     assert re.match(r"^\w+Error: \S", row["last_error"]), row["last_error"]
     assert row["failed_at"] is not None
-    assert row["claim_token"] is None
+    # The claim gave the key up (claims lease keys: migration 0006).
+    assert await rig.pool.fetchval("SELECT claim_token FROM outbox_heads WHERE key = $1", row["key"]) is None
 
     # The schedule: each retry starts base, 2×base, 4×base after the failure before it.
     lines = relay.logs()
@@ -107,7 +108,10 @@ async def test_broker_cut_off_fails_the_batch_in_flight_on_schedule_and_the_rest
     # Circuit breaker: nothing more is claimed, let alone failed, while the broker stays down.
     await eventually(lambda: _no_claims(rig.pool), within=5, what="nothing claimed")
     for _ in range(3):
-        pending = await rig.pool.fetch("SELECT * FROM event_outbox WHERE status <> 'SENT' AND status <> 'FAILED'")
+        pending = await rig.pool.fetch(
+            """SELECT o.*, l.claim_token FROM event_outbox o LEFT JOIN outbox_leases l ON l.id = o.id
+                WHERE o.status <> 'SENT' AND o.status <> 'FAILED'"""
+        )
         assert len(pending) == 1 + len(others)
         assert all(r["status"] == "PENDING" and r["claim_token"] is None and r["attempts"] == 0 for r in pending)
         assert await relay.readyz() == 503

@@ -119,7 +119,9 @@ async def test_a_claim_whose_lease_ran_out_cannot_settle_rows_another_relay_took
         "SELECT release_outbox($1, $2)",
     ):
         assert await pool.fetchval(fenced, slow, ids) == 0, fenced
-    rows_now = await pool.fetch("SELECT * FROM event_outbox ORDER BY id")
+    rows_now = await pool.fetch(
+        "SELECT o.*, l.claim_token FROM event_outbox o LEFT JOIN outbox_leases l ON l.id = o.id ORDER BY o.id"
+    )
     assert {(r["status"], r["claim_token"], r["attempts"], r["last_error"]) for r in rows_now} == {
         ("PENDING", fresh, 0, None)
     }
@@ -145,7 +147,7 @@ async def test_operators_are_refused_what_would_break_a_claim_or_lose_a_reason(p
     token, rows = await claim(pool, 1)
     assert token is not None  # the row is held from here on
     held = rows[0]["id"]
-    free = await pool.fetchval("SELECT id FROM event_outbox WHERE claim_token IS NULL")
+    free = await pool.fetchval("SELECT id FROM event_outbox WHERE id NOT IN (SELECT id FROM outbox_leases)")
     with pytest.raises(asyncpg.PostgresError) as refused:
         await pool.fetchval("SELECT requeue_outbox($1)", held)  # not FAILED
     assert refused.value.sqlstate == "GS406"

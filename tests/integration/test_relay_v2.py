@@ -97,7 +97,9 @@ async def test_a_row_discarded_while_it_waits_for_its_retry_never_reaches_the_to
 
     async def waiting() -> bool:
         row = await rig.pool.fetchrow("SELECT * FROM event_outbox WHERE event_id = $1", uuid.UUID(poison))
-        return row is not None and row["attempts"] == 1 and row["claim_token"] is None
+        if row is None or row["attempts"] != 1:
+            return False
+        return not await rig.pool.fetchval("SELECT EXISTS (SELECT FROM outbox_leases WHERE id = $1)", row["id"])
 
     await eventually(waiting, within=10, what="the row waits for its first retry")
     row_id = await rig.pool.fetchval("SELECT id FROM event_outbox WHERE event_id = $1", uuid.UUID(poison))
@@ -119,7 +121,8 @@ async def test_a_relay_whose_lease_ran_out_drops_the_claim_and_the_new_holder_pu
     while True:
         os.kill(a.pid, signal.SIGSTOP)
         held = await rig.pool.fetch(
-            "SELECT id, event_id, claim_token FROM event_outbox WHERE claimed_until > now() AND status = 'PENDING'"
+            """SELECT o.id, o.event_id, l.claim_token FROM outbox_leases l JOIN event_outbox o ON o.id = l.id
+                WHERE l.claimed_until > now()"""
         )
         if held or time.monotonic() > deadline:
             break

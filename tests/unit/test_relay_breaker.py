@@ -77,7 +77,12 @@ async def test_a_partition_without_a_leader_keeps_its_rows_pending_while_the_oth
     # Only the batch in flight when the partition lost its leader was tried (and will retry).
     assert set(broker.offered_while_down) <= down
     assert len(broker.offered_while_down) <= 5
-    status: dict[int, Any] = {r["id"]: r for r in await pool.fetch("SELECT * FROM event_outbox")}
+    status: dict[int, Any] = {
+        r["id"]: r
+        for r in await pool.fetch(
+            "SELECT o.*, l.claim_token FROM event_outbox o LEFT JOIN outbox_leases l ON l.id = o.id"
+        )
+    }
     assert all(status[i]["status"] == "SENT" for i in status if i not in down)
     assert all(status[i]["status"] == "PENDING" for i in down)
     untouched = [i for i in down if i not in broker.offered_while_down]
