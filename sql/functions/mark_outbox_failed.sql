@@ -11,9 +11,7 @@ DECLARE
     _count integer;
 BEGIN
     -- Fenced as mark_outbox_sent is.
-    SELECT array_agg(DISTINCT o.key) INTO _keys FROM event_outbox o WHERE o.id = ANY (_ids);
-    PERFORM 1 FROM outbox_heads h WHERE h.key = ANY (_keys) AND h.claim_token = _claim_token
-      ORDER BY h.key FOR UPDATE;
+    PERFORM outbox_lock_heads(_ids, _claim_token);
     WITH failed AS (
         UPDATE event_outbox o
            SET status = 'FAILED', attempts = o.attempts + 1, last_error = _error, failed_at = now(),

@@ -17,9 +17,7 @@ DECLARE
 BEGIN
     -- The heads first, in key order as everywhere (outbox_advance_heads): the fence below and the
     -- update then see them as they stay until we commit.
-    SELECT array_agg(DISTINCT o.key) INTO _keys FROM event_outbox o WHERE o.id = ANY (_ids);
-    PERFORM 1 FROM outbox_heads h WHERE h.key = ANY (_keys) AND h.claim_token = _claim_token
-      ORDER BY h.key FOR UPDATE;
+    PERFORM outbox_lock_heads(_ids, _claim_token);
     -- By primary key (= ANY) alone, with each row's landing looked up by its position in `_ids`:
     -- joined to the unnested arrays, the planner (which takes an unnest for 10 rows and the
     -- update for one) chose a nested loop that re-ran the unnest for every row, 250,000 pairs

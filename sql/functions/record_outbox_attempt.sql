@@ -13,9 +13,7 @@ DECLARE
     _keys text[];
     _given bigint[];
 BEGIN
-    SELECT array_agg(DISTINCT o.key) INTO _keys FROM event_outbox o WHERE o.id = ANY (_ids);
-    PERFORM 1 FROM outbox_heads h WHERE h.key = ANY (_keys) AND h.claim_token = _claim_token
-      ORDER BY h.key FOR UPDATE;
+    PERFORM outbox_lock_heads(_ids, _claim_token);
     WITH attempted AS (
         UPDATE event_outbox o
            SET attempts = o.attempts + 1, last_error = _error,

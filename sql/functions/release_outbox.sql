@@ -10,9 +10,7 @@ DECLARE
     _given bigint[];
     _count integer;
 BEGIN
-    SELECT array_agg(DISTINCT o.key) INTO _keys FROM event_outbox o WHERE o.id = ANY (_ids);
-    PERFORM 1 FROM outbox_heads h WHERE h.key = ANY (_keys) AND h.claim_token = _claim_token
-      ORDER BY h.key FOR UPDATE;
+    PERFORM outbox_lock_heads(_ids, _claim_token);
     -- Without a delay no row is written: giving the key up is all a release does.
     WITH held AS (
         SELECT o.id, o.key
