@@ -10,6 +10,7 @@ COPY pyproject.toml README.md ./
 COPY genesis ./genesis
 COPY api ./api
 COPY relay ./relay
+COPY agents ./agents
 # sql/ travels inside the wheel as genesis/sql (hatch force-include), where genesis.migrate finds it.
 COPY sql ./sql
 RUN /opt/genesis/bin/pip install .

@@ -39,8 +39,8 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError
 
+from agents.task_client import TaskClient
 from genesis import errors
-from genesis.taskclient import TaskClient
 
 log = logging.getLogger("genesis.agent")
 

@@ -1,5 +1,5 @@
 """`genesis agent --dev`: a development stand-in for the real agents (CONTRACT §9), built on the same helper
-(genesis.agent) and routes a real agent uses, so the whole flow can be watched in the console.
+(agents.consumer) and routes a real agent uses, so the whole flow can be watched in the console.
 
 It answers ConceptGenerationRequested with progress (30, then 70) and `count` placeholder concepts shaped by
 the payload's preferences, and FeedbackSubmitted with a revision that quotes the feedback. Every result says
@@ -14,10 +14,10 @@ import logging
 import time
 from typing import Any
 
-from genesis.agent import Agent, Event
+from agents.consumer import Agent, Event
+from agents.task_client import TaskClient
+from genesis.auth.tokens import AGENT_SCOPE, issue_token
 from genesis.settings import Settings, SettingsError
-from genesis.taskclient import TaskClient
-from genesis.tokens import AGENT_SCOPE, issue_token
 
 log = logging.getLogger("genesis.agent")
 

@@ -16,9 +16,9 @@ from api.requests import MAX_BODY_BYTES
 from api.server_spans import server_span_middleware
 from api.stream_limits import StreamLimits
 from genesis import db
+from genesis.auth.tokens import TokenVerifier
 from genesis.listener import Listener
 from genesis.settings import Settings
-from genesis.tokens import TokenVerifier
 from genesis.waits import watch
 
 log = logging.getLogger("genesis.api")

@@ -14,8 +14,8 @@ from aiohttp import web
 from api import state
 from api.requests import json_body
 from genesis import errors
+from genesis.auth.tokens import issue_token
 from genesis.settings import Settings
-from genesis.tokens import issue_token
 
 STATIC = Path(__file__).with_name("static") / "console"
 DEFAULT_USER = "dev-user"

@@ -1,10 +1,10 @@
 """The API's Prometheus metrics and its `GET /metrics`, which also reports the outbox (`outbox_stats()`, refreshed
-in the background by genesis.outbox_gauges, never per scrape).
+in the background by genesis.telemetry.outbox_gauges, never per scrape).
 
 The API keeps its own registry: `genesis dev` runs the API and a relay in one process, and the
 relay's per-process series (broker up, listener up, published…) belong on the relay's port only.
-The outbox gauges come from the relay's table (relay.metrics.OUTBOX_GAUGES): the same names and help on both
-sources, so one alert covers both.
+The outbox gauges come from one table (genesis.telemetry.metric_names.OUTBOX_GAUGES): the same names and help
+on both sources, so one alert covers both.
 """
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ from prometheus_client.process_collector import ProcessCollector
 
 from api import state
 from api.middlewares import ERROR_CODE
-from genesis.outbox_gauges import OutboxGauges
-from relay.metrics import LATENCY_BUCKETS, OUTBOX_GAUGES
+from genesis.telemetry.metric_names import LATENCY_BUCKETS, OUTBOX_GAUGES
+from genesis.telemetry.outbox_gauges import OutboxGauges
 
 log = logging.getLogger("genesis.api")
 
@@ -119,7 +119,8 @@ def _record_command(request: web.Request, status: int, response: web.StreamRespo
 
 @routes.get("/metrics", name="metrics")
 async def metrics_view(request: web.Request) -> web.Response:
-    """From memory only: the outbox gauges are the background refresher's last result (genesis.outbox_gauges)."""
+    """From memory only: the outbox gauges are the background refresher's last result
+    (genesis.telemetry.outbox_gauges)."""
     values = request.app[state.OUTBOX_GAUGES].values
     outbox = outbox_exposition(values) if values is not None else b""
     return web.Response(body=generate_latest(REGISTRY) + outbox, headers={"Content-Type": CONTENT_TYPE_LATEST})

@@ -11,7 +11,7 @@ from aiohttp import web
 from api.events import DEFAULT_LIMIT, MAX_LIMIT
 from api.openapi_schemas import ref, schemas
 from api.requests import MAX_BODY_BYTES
-from genesis.tokens import AGENT_SCOPE
+from genesis.auth.tokens import AGENT_SCOPE
 
 routes = web.RouteTableDef()
 

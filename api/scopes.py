@@ -10,7 +10,7 @@ from aiohttp import web
 
 from api import state
 from genesis import errors
-from genesis.tokens import Principal
+from genesis.auth.tokens import Principal
 
 
 def require_scope(request: web.Request, scope: str) -> Principal:

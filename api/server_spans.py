@@ -27,7 +27,7 @@ from opentelemetry.semconv.attributes import (
 )
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
-from genesis import tracing
+from genesis.telemetry import tracing
 
 _tracer = trace.get_tracer(__name__)
 

@@ -8,8 +8,9 @@ from aiohttp import web
 
 from api import metrics, state
 from api.requests import header_token, json_body, path_uuid
-from genesis import commands, db, errors, tracing
+from genesis import commands, db, errors
 from genesis.logs import bind
+from genesis.telemetry import tracing
 
 log = logging.getLogger("genesis.api")
 routes = web.RouteTableDef()

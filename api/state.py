@@ -9,10 +9,10 @@ from aiohttp import web
 
 from api.live import EventHub
 from api.stream_limits import StreamLimits
+from genesis.auth.tokens import Principal, TokenVerifier
 from genesis.listener import Listener
-from genesis.outbox_gauges import OutboxGauges
 from genesis.settings import Settings
-from genesis.tokens import Principal, TokenVerifier
+from genesis.telemetry.outbox_gauges import OutboxGauges
 
 SETTINGS = web.AppKey("settings", Settings)
 POOL: web.AppKey[asyncpg.Pool[Any]] = web.AppKey("pool")

@@ -12,8 +12,8 @@ from api import state
 from api.requests import json_body, path_uuid
 from api.scopes import require_scope
 from genesis import db, errors
+from genesis.auth.tokens import AGENT_SCOPE
 from genesis.logs import bind
-from genesis.tokens import AGENT_SCOPE
 
 log = logging.getLogger("genesis.api")
 routes = web.RouteTableDef()

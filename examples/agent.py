@@ -11,8 +11,8 @@ import asyncio
 import os
 import signal
 
-from genesis.agent import Agent, Event
-from genesis.taskclient import TaskClient
+from agents.consumer import Agent, Event
+from agents.task_client import TaskClient
 
 
 async def main() -> None:

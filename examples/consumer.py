@@ -11,7 +11,7 @@ committing its offsets reads them again. So a consumer dedupes on the `event_id`
   repeats it. A real consumer does the same in its own database (a `processed_events` table
   with `event_id` as primary key, inserted in the transaction that applies the effect).
 
-It reads with the agents' consumer helper (`genesis.agent`, docs/agents.md): a consumer group whose
+It reads with the agents' consumer helper (`agents.consumer`, docs/agents.md): a consumer group whose
 offsets are committed only after an event's effect is.
 
 Events of one session arrive in order (key = session id, one partition per key), each carrying
@@ -32,7 +32,7 @@ import sqlite3
 from collections.abc import Iterable
 from typing import Any, Literal
 
-from genesis.agent import ANY_EVENT, Agent, Event, RecentIds
+from agents.consumer import ANY_EVENT, Agent, Event, RecentIds
 
 __all__ = ["Consumer", "Projection", "RecentIds", "consume"]
 
@@ -119,7 +119,7 @@ class Consumer:
 
 
 async def consume(bootstrap: str, topic: str, group: str, consumer: Consumer, stop: asyncio.Event) -> None:
-    """Reads until `stop` with the agents' consumer helper (genesis.agent): a consumer group, offsets
+    """Reads until `stop` with the agents' consumer helper (agents.consumer): a consumer group, offsets
     committed only after each event's effect is committed, SIGTERM finishing the event at hand."""
     agent = Agent(bootstrap=bootstrap, topic=topic, group=group, dedupe=False)  # the Consumer dedupes itself
 

@@ -11,7 +11,8 @@ from typing import Any, Literal, TypeVar
 
 import asyncpg
 
-from genesis import db_spans, errors
+from genesis import errors
+from genesis.telemetry import db_spans
 
 T = TypeVar("T")
 Isolation = Literal["read_committed", "repeatable_read", "serializable"]
@@ -103,7 +104,7 @@ async def fetchval(pool: asyncpg.Pool[Any], query: str, *args: object) -> Any:
 
 
 async def _traced(query: str, attempt: Callable[[], Awaitable[T]]) -> T:
-    """One statement, in a CLIENT span of its own when the API exports spans (genesis.db_spans)."""
+    """One statement, in a CLIENT span of its own when the API exports spans (genesis.telemetry.db_spans)."""
     span = db_spans.start(query)
     try:
         result = await attempt()

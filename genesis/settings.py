@@ -55,7 +55,9 @@ class Settings:
     log_level: str = "INFO"
     cors_origins: tuple[str, ...] = ()
     dev: bool = False
-    trace_sql_spans: bool = False  # a CLIENT span per SQL call of the API, when it exports spans (genesis/db_spans.py)
+    trace_sql_spans: bool = (
+        False  # a CLIENT span per SQL call of the API, when it exports spans (genesis/telemetry/db_spans.py)
+    )
     genesis_api_url: str = ""  # where agents reach the API; empty: API_HOST:API_PORT of this machine
     agent_group: str = "genesis-dev-agent"  # the development agent's consumer group
     agent_step_delay: float = 0.5  # seconds the development agent spends on each step of a task

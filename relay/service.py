@@ -14,8 +14,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from genesis import db
 from genesis.listener import Listener
 from genesis.outbox import prune_sent
-from genesis.outbox_gauges import OutboxGauges
 from genesis.settings import Settings
+from genesis.telemetry.outbox_gauges import OutboxGauges
 from genesis.waits import stopped_within, watch
 from relay import metrics
 from relay.brokerinfo import decide_idempotence

@@ -12,7 +12,7 @@ from opentelemetry import propagate, trace
 from opentelemetry.semconv._incubating.attributes import messaging_attributes as msg
 from opentelemetry.trace import Link, SpanKind
 
-from genesis import tracing
+from genesis.telemetry import tracing
 
 if TYPE_CHECKING:
     from relay.publisher import Landing, OutboxRow

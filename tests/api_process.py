@@ -10,7 +10,7 @@ import subprocess
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-from genesis.localservices import free_port, wait_for_port
+from genesis.local.services import free_port, wait_for_port
 from tests.conftest import JWT_SECRET
 from tests.processes import genesis_command
 

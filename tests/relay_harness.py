@@ -20,7 +20,7 @@ import asyncpg
 
 from genesis import db
 from genesis.commands import Stage
-from genesis.localservices import free_port
+from genesis.local.services import free_port
 from tests.processes import ServiceProcess, genesis_command
 from tests.topic import TopicConsumer, create_topic
 

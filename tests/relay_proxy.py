@@ -9,8 +9,8 @@ from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
-from genesis.localkafka import KafkaCluster
-from genesis.localservices import LocalBroker, free_port
+from genesis.local.kafka import KafkaCluster
+from genesis.local.services import LocalBroker, free_port
 
 
 class TcpProxy:

@@ -10,7 +10,7 @@ from typing import Any
 import jwt
 
 from genesis import db, errors
-from genesis.jwks import JwksKeys
+from genesis.auth.jwks import JwksKeys
 from genesis.settings import Settings
 
 AGENT_SCOPE = "genesis:agent"

@@ -10,13 +10,13 @@ import signal
 import sys
 from pathlib import Path
 
-from genesis import tracing
-from genesis.devagent import serve_agent
-from genesis.localservices import LocalBroker, LocalPostgres, default_state_dir
+from agents.dev_agent import serve_agent
+from genesis.auth.tokens import issue_token
+from genesis.cli.runner import Service, run_services, serve_api, serve_relay
+from genesis.local.services import LocalBroker, LocalPostgres, default_state_dir
 from genesis.migrate import migrate
-from genesis.runner import Service, run_services, serve_api, serve_relay
 from genesis.settings import Settings
-from genesis.tokens import issue_token
+from genesis.telemetry import tracing
 
 
 def run_dev(settings: Settings) -> int:

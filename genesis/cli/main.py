@@ -110,7 +110,7 @@ def _migrate(args: argparse.Namespace, settings: Settings) -> int:
 
 def _api(args: argparse.Namespace, settings: Settings) -> int:
     settings.require("database_url")
-    from genesis.runner import run_services, serve_api
+    from genesis.cli.runner import run_services, serve_api
 
     return run_services([lambda stop: serve_api(settings, stop)])
 
@@ -118,28 +118,28 @@ def _api(args: argparse.Namespace, settings: Settings) -> int:
 def _relay(args: argparse.Namespace, settings: Settings) -> int:
     settings.require("database_url", "kafka_bootstrap_servers")
     settings.require_relay_lease()
-    from genesis.runner import run_services, serve_relay
+    from genesis.cli.runner import run_services, serve_relay
 
     return run_services([lambda stop: serve_relay(settings, stop)])
 
 
 def _dev(args: argparse.Namespace, settings: Settings) -> int:
     settings.require_relay_lease()
-    from genesis.devmode import run_dev
+    from genesis.cli.devmode import run_dev
 
     return run_dev(settings)
 
 
 def _agent(args: argparse.Namespace, settings: Settings) -> int:
-    from genesis.devagent import check_dev_agent_settings, serve_agent
-    from genesis.runner import run_services
+    from agents.dev_agent import check_dev_agent_settings, serve_agent
+    from genesis.cli.runner import run_services
 
     check_dev_agent_settings(settings)
     return run_services([lambda stop: serve_agent(settings, stop)])
 
 
 def _token(args: argparse.Namespace, settings: Settings) -> int:
-    from genesis.tokens import issue_token
+    from genesis.auth.tokens import issue_token
 
     if args.ttl < 1:
         raise SettingsError("--ttl must be a positive number of seconds")
@@ -189,7 +189,7 @@ def _outbox_show(args: argparse.Namespace, settings: Settings) -> int:
 
 def _topic_tail(args: argparse.Namespace, settings: Settings) -> int:
     settings.require("kafka_bootstrap_servers")
-    from genesis.topictail import tail
+    from genesis.cli.topic_tail import tail
 
     session = str(args.session) if args.session else None
 

@@ -44,7 +44,7 @@ async def _run(services: Sequence[Service]) -> int:
 async def serve_api(settings: Settings, stop: asyncio.Event) -> None:
     from api.app import create_app
     from api.server import ApiRunner, quiet_bad_requests
-    from genesis import tracing
+    from genesis.telemetry import tracing
 
     tracing.setup("genesis-api", sql_spans=settings.trace_sql_spans, database_url=settings.database_url)
     quiet_bad_requests()
@@ -59,7 +59,7 @@ async def serve_api(settings: Settings, stop: asyncio.Event) -> None:
 
 
 async def serve_relay(settings: Settings, stop: asyncio.Event) -> None:
-    from genesis import tracing
+    from genesis.telemetry import tracing
     from relay.service import run_relay
 
     tracing.setup("genesis-relay")

@@ -1,4 +1,4 @@
-"""Apache Kafka 3.7.0 as local processes (tests, benchmarks), from the jars genesis.kafkajars caches.
+"""Apache Kafka 3.7.0 as local processes (tests, benchmarks), from the jars genesis.local.kafka_jars caches.
 
 A node is a combined broker + controller in KRaft mode; a `KafkaCluster` owns its nodes' processes,
 ports and data dirs, and is the one handle the tests kill, stop and restart nodes by.
@@ -28,8 +28,8 @@ from aiokafka.conn import create_conn
 from aiokafka.protocol.metadata import MetadataRequest
 from aiokafka.structs import TopicPartition
 
-from genesis.kafkajars import KAFKA_VERSION, ensure_jars
-from genesis.localservices import free_port
+from genesis.local.kafka_jars import KAFKA_VERSION, ensure_jars
+from genesis.local.services import free_port
 
 # A small heap and a quick start on a shared 2-core machine: C1 only, serial GC.
 JVM_OPTS = "-Xmx256m -Xms64m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -XX:-UsePerfData"

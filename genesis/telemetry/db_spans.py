@@ -1,6 +1,6 @@
 """A CLIENT span per SQL function call the API makes (`db.call` / `db.fetchval`), with the database semantic
 conventions' stable attributes, when the API exports spans and TRACE_SQL_SPANS asks for them
-(genesis.tracing.setup turns it on).
+(genesis.telemetry.tracing.setup turns it on).
 
 Ours rather than the asyncpg instrumentation: that one wraps every asyncpg method of every connection (the
 listener's pings, the outbox gauges' refresh) and rebuilds its attributes per query, with a regular expression

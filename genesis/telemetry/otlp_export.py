@@ -5,7 +5,7 @@ elsewhere, so the post is ours too: urllib3 (what `requests`, the SDK exporter's
 one kept-alive connection, the standard settings (OTEL_EXPORTER_OTLP_[TRACES_]ENDPOINT, _HEADERS, _TIMEOUT,
 _COMPRESSION) read as the SDK's exporter reads them, and its retry rule: a connection error once again at
 once, then 429, 502, 503, 504 and connection errors after 1, 2, 4… s (±20 %) within the timeout. Settings
-this exporter does not handle (TLS files, a credential provider) make genesis.tracing use the SDK's exporter
+this exporter does not handle (TLS files, a credential provider) make genesis.telemetry.tracing use the SDK's exporter
 instead (`handles`).
 """
 
@@ -25,12 +25,12 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.util.re import parse_env_headers
 
-from genesis.otlp_encoding import encode_request
+from genesis.telemetry.otlp_encoding import encode_request
 
 log = logging.getLogger(__name__)
 
 RETRYABLE = frozenset({429, 502, 503, 504})
-# What only the SDK's exporter handles: with any of these set, genesis.tracing uses it.
+# What only the SDK's exporter handles: with any of these set, genesis.telemetry.tracing uses it.
 UNHANDLED = (
     *(
         f"OTEL_EXPORTER_OTLP_{s}{n}"

@@ -1,11 +1,11 @@
-"""The batch span processor of genesis.tracing: BatchSpanProcessor's schedule, holding each finished span as
+"""The batch span processor of genesis.telemetry.tracing: BatchSpanProcessor's schedule, holding each finished span as
 its OTLP bytes instead of the SDK's span objects.
 
 Why: a BatchSpanProcessor keeps every finished span (a ReadableSpan, its attributes, events, links: ~20
 objects the garbage collector tracks) until its batch goes, ~0.25 s under load. Kept that long they outlive
 the young generations, so the collector walks them again and again, and full collections come ~4× as often:
 `make bench-api` counted ~40 µs a command of the API's main thread in the collector with tracing on, ~10 off
-(docs/benchmarks.md). Encoded as it ends (~8 µs, genesis.otlp_encoding), a span leaves only bytes, which the
+(docs/benchmarks.md). Encoded as it ends (~8 µs, genesis.telemetry.otlp_encoding), a span leaves only bytes, which the
 collector never walks; the export thread then only joins them and posts, and holds the GIL for little.
 
 The settings are the SDK's: OTEL_BSP_SCHEDULE_DELAY (ms, 5000), OTEL_BSP_MAX_QUEUE_SIZE (2048, the oldest
@@ -24,8 +24,8 @@ from collections.abc import Mapping
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 
-from genesis.otlp_encoding import Encoded, assemble, encoded
-from genesis.otlp_export import OtlpHttpSpanExporter
+from genesis.telemetry.otlp_encoding import Encoded, assemble, encoded
+from genesis.telemetry.otlp_export import OtlpHttpSpanExporter
 
 log = logging.getLogger(__name__)
 

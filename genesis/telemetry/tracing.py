@@ -2,7 +2,7 @@
 
 With the standard OTLP settings (`OTEL_EXPORTER_OTLP_ENDPOINT` or `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`,
 plus the exporter's other `OTEL_EXPORTER_OTLP_*` settings, and the SDK's `OTEL_BSP_*`) spans are batched
-and exported over OTLP/HTTP by genesis.otlp_export (or the SDK's exporter, for settings ours leaves to it).
+and exported over OTLP/HTTP by genesis.telemetry.otlp_export (or the SDK's exporter, for settings ours leaves to it).
 Without them nothing is recorded or exported, but the API still starts a trace (ids only) for a request that
 brought none, so every event carries a trace context.
 """
@@ -18,8 +18,8 @@ from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ParentBased
 
-from genesis import db_spans, otlp_export
-from genesis.span_batches import EncodedBatchProcessor
+from genesis.telemetry import db_spans, otlp_export
+from genesis.telemetry.span_batches import EncodedBatchProcessor
 
 ENDPOINT_SETTINGS = ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT")
 
@@ -59,7 +59,7 @@ def exporting() -> bool:
 
 def setup(service_name: str, *, sql_spans: bool = False, database_url: str = "") -> None:
     """Installs the process's TracerProvider (once). With `sql_spans` (the API's TRACE_SQL_SPANS), when
-    exporting, also the CLIENT spans of its SQL calls (genesis.db_spans), unless
+    exporting, also the CLIENT spans of its SQL calls (genesis.telemetry.db_spans), unless
     `OTEL_PYTHON_DISABLED_INSTRUMENTATIONS=asyncpg` (the asyncpg instrumentation's off switch) says no.
     They are off by default: the API's request path makes one SQL call, so its CLIENT span repeats the
     SERVER span's timing less the HTTP work, and costs about as much again (~60 µs a command; docs/benchmarks.md).
@@ -86,7 +86,7 @@ def setup(service_name: str, *, sql_spans: bool = False, database_url: str = "")
 
 
 def _processor() -> SpanProcessor:
-    """Ours (genesis.span_batches, genesis.otlp_export: spans encoded as they end, ~4× cheaper than the SDK's
+    """Ours (genesis.telemetry.span_batches and otlp_export: spans encoded as they end, ~4× cheaper than the SDK's
     encoder, nothing kept for the garbage collector to walk), unless a setting only the SDK's OTLPSpanExporter
     handles is given (TLS files, a credential provider): then the SDK's BatchSpanProcessor and exporter."""
     if otlp_export.handles():

@@ -14,7 +14,7 @@ from pathlib import Path
 import jwt
 import pytest
 
-from genesis.localservices import free_port, wait_for_port
+from genesis.local.services import free_port, wait_for_port
 from tests.conftest import JWT_SECRET
 from tests.processes import genesis_command
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from genesis.localservices import free_port
+from genesis.local.services import free_port
 from tests.processes import genesis_command
 
 

@@ -12,7 +12,7 @@ its commit to a consumer of the topic.
 
 Both run against each broker of BENCH_BROKERS, in one run (default `tansu,kafka`; `kafka3` is a
 three-node Apache Kafka cluster, topics with replication factor 3): the local Tansu broker, and Apache
-Kafka 3.7.0 from Maven Central (genesis.localkafka) with the idempotent producer on, as
+Kafka 3.7.0 from Maven Central (genesis.local.kafka) with the idempotent producer on, as
 KAFKA_ENABLE_IDEMPOTENCE=auto chooses. KAFKA_BOOTSTRAP_SERVERS, when set, is the only broker.
 PostgreSQL is DATABASE_URL's server when set, else an embedded one. Everything runs on this machine,
 so the figures include the broker, PostgreSQL and the load generator sharing its cores.
@@ -36,9 +36,9 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 
 from genesis import db
-from genesis.kafkajars import KAFKA_VERSION, unavailable
-from genesis.localkafka import KafkaCluster
-from genesis.localservices import LocalBroker, LocalPostgres
+from genesis.local.kafka import KafkaCluster
+from genesis.local.kafka_jars import KAFKA_VERSION, unavailable
+from genesis.local.services import LocalBroker, LocalPostgres
 from relay.brokerinfo import grants_producer_ids
 from relay.publisher import MAX_BATCH_SIZE, MAX_REQUEST_SIZE, headers_from_json
 from relay.worker import CLAIM

@@ -17,7 +17,7 @@ import sys
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from genesis.localservices import free_port, wait_for_port
+from genesis.local.services import free_port, wait_for_port
 from tests.benchmarks.harness import Stack, another_api, cpu_seconds
 
 Load = Callable[[str, list[str]], dict[str, Any]]  # (API base URL, session ids) → loadgen figures

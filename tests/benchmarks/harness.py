@@ -15,9 +15,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from genesis.localservices import LocalPostgres, free_port, wait_for_port
+from genesis.auth.tokens import issue_token
+from genesis.local.services import LocalPostgres, free_port, wait_for_port
 from genesis.settings import Settings
-from genesis.tokens import issue_token
 from tests.conftest import fresh_database
 from tests.processes import genesis_command
 

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from genesis import db
-from genesis.localservices import LocalPostgres
+from genesis.local.services import LocalPostgres
 from genesis.settings import Settings
 from relay.idempotent import publisher_for
 from relay.worker import RelayWorker

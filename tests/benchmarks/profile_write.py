@@ -19,7 +19,7 @@ from typing import Any
 
 import asyncpg
 
-from genesis.localservices import LocalPostgres
+from genesis.local.services import LocalPostgres
 from tests.benchmarks.loadgen import FLOW, backend_cpu
 from tests.conftest import fresh_database, with_database
 

@@ -22,8 +22,8 @@ from typing import Any
 
 import aiohttp
 
+from genesis.auth.tokens import issue_token
 from genesis.settings import Settings
-from genesis.tokens import issue_token
 
 OPEN_CONCURRENCY = 100  # streams opened at once: each costs the API a replay query on its 8-connection pool
 

@@ -19,8 +19,8 @@ from aiohttp import web
 
 from api.app import create_app
 from genesis import commands
+from genesis.auth.tokens import AGENT_SCOPE, issue_token
 from genesis.settings import Settings
-from genesis.tokens import AGENT_SCOPE, issue_token
 from tests.relay_harness import complete, submit
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"

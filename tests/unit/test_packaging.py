@@ -21,7 +21,8 @@ import pytest
 import yaml
 
 from api.app import create_app
-from genesis import cli, logs
+from genesis import logs
+from genesis.cli import main as cli
 from genesis.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -141,7 +142,7 @@ def test_each_container_starts_through_the_real_cli(
         return 0
 
     monkeypatch.setattr(cli, "migrate", fake_migrate)
-    monkeypatch.setattr("genesis.runner.run_services", fake_run_services)
+    monkeypatch.setattr("genesis.cli.runner.run_services", fake_run_services)
     monkeypatch.setattr(logs, "configure", lambda _level: None)  # keep pytest's log capture
     for key in list(os.environ):
         monkeypatch.delenv(key)
@@ -249,9 +250,9 @@ def test_the_wheel_carries_the_sql_and_finds_it_installed(tmp_path: Path) -> Non
         source = {p.name for p in (ROOT / "sql" / kind).glob("*.sql")}
         assert source, kind
         assert {n.rsplit("/", 1)[1] for n in names if n.startswith(f"genesis/sql/{kind}/")} == source
-    assert {"genesis/cli.py", "api/app.py", "relay/service.py"} <= names
+    assert {"genesis/cli/main.py", "api/app.py", "relay/service.py", "agents/consumer.py"} <= names
     assert not any(n.startswith("tests/") for n in names)
-    assert re.search(r"^genesis\s*=\s*genesis\.cli:main$", entry_points, re.MULTILINE)
+    assert re.search(r"^genesis\s*=\s*genesis\.cli\.main:main$", entry_points, re.MULTILINE)
 
     # The installed layout, without the checkout on the path: migrate finds its SQL in the package.
     probe = (

@@ -135,7 +135,7 @@ def test_a_relay_lease_not_longer_than_a_publish_and_a_second_stops_start_up() -
 
 
 def test_genesis_relay_refuses_to_start_with_such_a_lease(capsys: pytest.CaptureFixture[str]) -> None:
-    from genesis.cli import main
+    from genesis.cli.main import main
 
     env = {"DATABASE_URL": "postgresql://x", "KAFKA_BOOTSTRAP_SERVERS": "x:9", "RELAY_LEASE": "3"}
     with pytest.MonkeyPatch.context() as patch:

@@ -14,8 +14,8 @@ import aiohttp
 import asyncpg
 import pytest
 
+from genesis.auth.tokens import AGENT_SCOPE, issue_token
 from genesis.settings import Settings
-from genesis.tokens import AGENT_SCOPE, issue_token
 from tests.agent_harness import Loop, get, open_loop, post
 from tests.relay_harness import eventually
 from tests.sse import Message, next_event
@@ -188,7 +188,7 @@ async def test_two_agents_in_one_group_share_the_partitions_without_a_double_com
 async def test_the_documented_example_agent_completes_a_task(
     loop: Loop, token: str, conn: asyncpg.Connection[Any]
 ) -> None:
-    example = str(Path(__file__).parents[2] / "examples" / "agent.py")
+    example = str(Path(__file__).parents[3] / "examples" / "agent.py")
     agent_token = issue_token(loop.settings, "concept-agent", 600, AGENT_SCOPE)
     agent = await loop.start_agent(sys.executable, example, AGENT_TOKEN=agent_token)
     async with aiohttp.ClientSession() as http:

@@ -8,8 +8,8 @@ from typing import Any
 import asyncpg
 import pytest
 
+from genesis.auth.tokens import AGENT_SCOPE, issue_token
 from genesis.settings import Settings
-from genesis.tokens import AGENT_SCOPE, issue_token
 from tests.integration.tables import Auth, Client, commands_url, row_counts
 from tests.sse import next_event
 

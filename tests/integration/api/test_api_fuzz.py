@@ -24,9 +24,9 @@ from hypothesis.errors import Unsatisfiable
 from schemathesis.core.result import Ok
 
 from api.openapi import document
-from genesis.localservices import free_port, wait_for_port
+from genesis.auth.tokens import AGENT_SCOPE, issue_token
+from genesis.local.services import free_port, wait_for_port
 from genesis.settings import Settings
-from genesis.tokens import AGENT_SCOPE, issue_token
 from tests.conftest import JWT_SECRET
 from tests.processes import genesis_command
 

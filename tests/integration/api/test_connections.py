@@ -9,8 +9,8 @@ import uuid
 
 import pytest
 
+from genesis.auth.tokens import issue_token
 from genesis.settings import Settings
-from genesis.tokens import issue_token
 from tests.api_process import ApiProcess, running_api
 from tests.conftest import JWT_SECRET
 

@@ -13,14 +13,14 @@ from typing import Any
 import asyncpg
 import pytest
 
+from genesis.auth.tokens import issue_token
 from genesis.settings import Settings
-from genesis.tokens import issue_token
 from tests.api_process import running_api
 from tests.conftest import JWT_SECRET
 from tests.relay_harness import STAGES, new_session, submit
 
 NODE = shutil.which("node")
-SSE_JS = Path(__file__).parents[2] / "api" / "static" / "console" / "sse.js"
+SSE_JS = Path(__file__).parents[3] / "api" / "static" / "console" / "sse.js"
 pytestmark = pytest.mark.skipif(NODE is None, reason="no node to run the console's sse.js")
 
 DRIVER = """

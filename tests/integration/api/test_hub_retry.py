@@ -15,8 +15,8 @@ import aiohttp
 import asyncpg
 import pytest
 
+from genesis.auth.tokens import issue_token
 from genesis.settings import Settings
-from genesis.tokens import issue_token
 from tests.api_process import ApiProcess, running_api
 from tests.conftest import JWT_SECRET
 from tests.relay_harness import STAGES, eventually, new_session, submit

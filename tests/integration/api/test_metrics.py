@@ -24,6 +24,7 @@ from api.app import create_app
 from api.metrics import outbox_exposition
 from genesis.logs import JsonFormatter
 from genesis.settings import Settings
+from genesis.telemetry import metric_names
 from relay import metrics as relay_metrics
 from tests.integration.tables import Auth, Client
 from tests.relay_harness import outbox_stats
@@ -182,7 +183,7 @@ def outbox_families(text: str) -> dict[str, tuple[str, float]]:
 
 
 async def test_relay_and_api_expose_the_outbox_gauges_of_one_table() -> None:
-    table = relay_metrics.OUTBOX_GAUGES
+    table = metric_names.OUTBOX_GAUGES
     stats = {gauge.column: float(i) for i, gauge in enumerate(table)}
     relay_metrics.record_stats(stats)
     api = outbox_families(outbox_exposition(stats).decode())

@@ -10,8 +10,8 @@ from aiohttp import web
 from api import state
 from api.middlewares import auth_middleware, error_middleware
 from api.scopes import require_scope
+from genesis.auth.tokens import AGENT_SCOPE, TokenVerifier, issue_token
 from genesis.settings import Settings
-from genesis.tokens import AGENT_SCOPE, TokenVerifier, issue_token
 from tests.conftest import JWT_SECRET
 
 AppClient = Callable[[web.Application], Any]

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from tests.brokers import StartCluster
-from tests.integration.test_kafka_restart import idempotent
+from tests.integration.relay.test_kafka_restart import idempotent
 from tests.relay_harness import all_sent, bulk_backlog, claimed, events_by_session, eventually, open_rig, outbox_status
 from tests.topic import TopicConsumer
 

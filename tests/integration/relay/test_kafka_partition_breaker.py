@@ -16,7 +16,7 @@ import pytest
 from aiokafka.partitioner import murmur2
 
 from tests.brokers import StartCluster
-from tests.integration.test_kafka_restart import idempotent
+from tests.integration.relay.test_kafka_restart import idempotent
 from tests.relay_harness import Pool, all_sent, complete, events_by_session, eventually, new_session, open_rig, submit
 
 PARTITIONS = 6

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.brokers import StartCluster
-from tests.integration.test_kafka_restart import idempotent
+from tests.integration.relay.test_kafka_restart import idempotent
 from tests.relay_harness import events_by_session, eventually, new_session, open_rig, outbox_stats, submit
 
 BROKER_LIMIT = 100_000

@@ -69,7 +69,7 @@ async def test_metadata_and_outbox_row_of_an_event(client: Client, auth: Auth, s
     event = await conn.fetchrow("SELECT * FROM domain_events WHERE correlation_id = $1", command_id)
     assert event is not None
     meta = event["metadata"]
-    # The request's W3C trace context too (CONTRACT §6), when the API traces (genesis.tracing.setup).
+    # The request's W3C trace context too (CONTRACT §6), when the API traces (genesis.telemetry.tracing.setup).
     assert set(meta) - {"traceparent", "tracestate"} == {"user_id", "source_service", "request_id", "timestamp"}
     assert (meta["user_id"], meta["source_service"], meta["request_id"]) == ("alice", "genesis-api", "req-42")
     assert datetime.fromisoformat(meta["timestamp"]).tzinfo is not None

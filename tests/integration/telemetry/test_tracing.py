@@ -14,9 +14,9 @@ import aiohttp
 import pytest
 from opentelemetry import propagate, trace
 
-from genesis.localservices import free_port
+from genesis.auth.tokens import issue_token
+from genesis.local.services import free_port
 from genesis.settings import Settings
-from genesis.tokens import issue_token
 from tests.conftest import JWT_SECRET
 from tests.otlp_receiver import OtlpReceiver, ReceivedSpan
 from tests.processes import genesis_command

@@ -13,11 +13,11 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
+from agents.consumer import ANY_EVENT, Agent, Event, _HandlerAbandonedError
+from agents.dev_agent import placeholder_concepts, placeholder_revision
+from agents.task_client import TaskClient
 from genesis import errors
-from genesis.agent import ANY_EVENT, Agent, Event, _HandlerAbandonedError
-from genesis.devagent import placeholder_concepts, placeholder_revision
-from genesis.localservices import free_port
-from genesis.taskclient import TaskClient
+from genesis.local.services import free_port
 
 Answers = list[tuple[int, dict[str, Any]]]
 

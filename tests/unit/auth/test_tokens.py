@@ -7,9 +7,10 @@ import time
 import jwt
 import pytest
 
-from genesis import errors, tokens
+from genesis import errors
+from genesis.auth import tokens
+from genesis.auth.tokens import AGENT_SCOPE, Principal, TokenVerifier, issue_token, parse_scopes
 from genesis.settings import Settings
-from genesis.tokens import AGENT_SCOPE, Principal, TokenVerifier, issue_token, parse_scopes
 
 SECRET = "unit-secret-" + "s" * 60  # long enough for HS512 without a warning
 

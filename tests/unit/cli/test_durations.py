@@ -6,7 +6,7 @@ import argparse
 
 import pytest
 
-from genesis.cli import parse_duration
+from genesis.cli.main import parse_duration
 
 
 @pytest.mark.parametrize(

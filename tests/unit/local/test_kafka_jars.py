@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from genesis import kafkajars
+from genesis.local import kafka_jars
 
 FAIL = '#!/bin/sh\necho "[ERROR] Could not resolve dependencies: Network is unreachable"\nexit 1\n'
 # Succeeds the way copy-dependencies does: the jars appear in -DoutputDirectory.
@@ -31,29 +31,29 @@ def fake_mvn(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def test_a_failing_maven_is_one_line_saying_why(fake_mvn: Path) -> None:
     fake_mvn.write_text(FAIL)
     fake_mvn.chmod(0o755)
-    with pytest.raises(kafkajars.ProvisionError) as failed:
-        kafkajars.ensure_jars(log=lambda _line: None)
+    with pytest.raises(kafka_jars.ProvisionError) as failed:
+        kafka_jars.ensure_jars(log=lambda _line: None)
     (line,) = str(failed.value).splitlines()
     assert (
         line
         == "mvn dependency:copy-dependencies failed: [ERROR] Could not resolve dependencies: Network is unreachable"
     )
-    assert not kafkajars.jars_cached()
+    assert not kafka_jars.jars_cached()
 
 
 def test_jars_are_resolved_once_then_taken_from_the_cache(fake_mvn: Path, tmp_path: Path) -> None:
     fake_mvn.write_text(SUCCEED)
     fake_mvn.chmod(0o755)
-    lib = kafkajars.ensure_jars(log=lambda _line: None)
+    lib = kafka_jars.ensure_jars(log=lambda _line: None)
     assert (lib / "kafka_2.13-3.7.0.jar").exists()
     assert "<artifactId>kafka_2.13</artifactId>" in (tmp_path / "cache" / "pom.xml").read_text()
     fake_mvn.unlink()  # no Maven (and no network) needed any more
-    assert kafkajars.ensure_jars(log=lambda _line: None) == lib
+    assert kafka_jars.ensure_jars(log=lambda _line: None) == lib
     assert (tmp_path / "cache" / "calls").read_text() == "called\n"
     if shutil.which("java"):
-        assert kafkajars.unavailable() is None  # java and the cache suffice
+        assert kafka_jars.unavailable() is None  # java and the cache suffice
 
 
 def test_without_maven_or_a_cache_kafka_is_unavailable(fake_mvn: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PATH", str(fake_mvn.parent))  # neither java nor mvn
-    assert kafkajars.unavailable() == "no java on PATH"
+    assert kafka_jars.unavailable() == "no java on PATH"

@@ -1,4 +1,4 @@
-"""genesis.otlp_encoding writes the same OTLP request as the SDK's own encoder, field for field."""
+"""genesis.telemetry.otlp_encoding writes the same OTLP request as the SDK's own encoder, field for field."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ from opentelemetry.trace import (
     set_span_in_context,
 )
 
-from genesis import otlp_encoding
+from genesis.telemetry import otlp_encoding
 
 REMOTE = SpanContext(0x0AF7651916CD43DD8448EB211C80319C, 0xB7AD6B7169203331, is_remote=True,
                      trace_flags=TraceFlags(1), trace_state=TraceState([("genesis", "test"), ("a", "1")]))  # fmt: skip

@@ -1,5 +1,5 @@
-"""genesis.otlp_export: the settings it reads as the SDK's exporter reads them, and what it posts; and
-genesis.span_batches, which feeds it."""
+"""genesis.telemetry.otlp_export: the settings it reads as the SDK's exporter reads them, and what it posts; and
+genesis.telemetry.span_batches, which feeds it."""
 
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SpanExportResult
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags, set_span_in_context
 
-from genesis.localservices import free_port
-from genesis.otlp_export import OtlpHttpSpanExporter, endpoint, handles
-from genesis.span_batches import EncodedBatchProcessor
+from genesis.local.services import free_port
+from genesis.telemetry.otlp_export import OtlpHttpSpanExporter, endpoint, handles
+from genesis.telemetry.span_batches import EncodedBatchProcessor
 from tests.relay_harness import eventually
 
 SPANS = [ReadableSpan("POST /genesis/sessions", SpanContext(0xABC, 0x12, is_remote=False))]

@@ -7,8 +7,8 @@ from aiohttp.test_utils import make_mocked_request
 from opentelemetry import trace
 
 from api import server_spans
-from genesis import tracing
-from genesis.topictail import describe
+from genesis.cli.topic_tail import describe
+from genesis.telemetry import tracing
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,1 @@
+"""Authentication: JWTs issued and verified (`tokens`), identity providers' keys (`jwks`). Any room may import it."""
