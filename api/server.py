@@ -4,7 +4,7 @@ aiohttp has a keep-alive timeout but no deadline for a request head: a client th
 trickles (slowloris) holds its connection for as long as the keep-alive timeout, an hour by default. The runner
 below gives every connection's protocol a head timer: it starts with the first byte of a head and closes the
 connection unless the head is complete within API_HEADER_TIMEOUT. It builds on aiohttp 3.14's RequestHandler
-internals (`_messages`, `_request_in_progress`, `Server._kwargs`): tests/integration/test_connections.py, against
+internals (`_messages`, `_request_in_progress`, `Server._kwargs`): tests/integration/api/test_connections.py, against
 the real `genesis api`, fails if an aiohttp release changes them.
 """
 

@@ -6,7 +6,7 @@ thread, holding the GIL that the API's event loop waits for (docs/benchmarks.md,
 repeat from span to span (the route, the method, the query, the server), so here each (key, value) pair is
 encoded once and its bytes reused; the rest is a few byte strings joined per span (~5 µs).
 
-The output is the same message as the SDK's `encode_spans` (tests/unit/test_otlp_encoding.py compares them,
+The output is the same message as the SDK's `encode_spans` (tests/unit/telemetry/test_otlp_encoding.py compares them,
 decoded with opentelemetry-proto, for every kind of field), so nothing downstream can tell them apart.
 Field numbers: opentelemetry-proto's trace.proto, common.proto and resource.proto.
 """

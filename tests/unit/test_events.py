@@ -6,7 +6,7 @@ import pytest
 
 from genesis.events import PAST_TENSE_ACTIONS, is_valid_event_type
 
-# Shared with tests/integration/test_event_store.py, which runs the same names through the SQL CHECK.
+# Shared with tests/integration/sql/test_event_store.py, which runs the same names through the SQL CHECK.
 GOOD_NAMES = [
     "Genesis.Session.Created",
     "Genesis.Session.ConceptGenerationRequested",

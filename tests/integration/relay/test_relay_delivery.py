@@ -65,7 +65,7 @@ async def test_the_kafka_message_is_the_event_keyed_by_session_with_its_ids_as_h
             "event_type": event["event_type"],
             "correlation_id": str(event["correlation_id"]),
             "causation_id": str(event["causation_id"] or ""),
-        }  # and the CloudEvents attributes: tests/integration/test_interop_records.py
+        }  # and the CloudEvents attributes: tests/integration/relay/test_interop_records.py
     created, requested = events
     assert created["causation_id"] is None  # the header is then empty
     assert requested["causation_id"] == created["event_id"]

@@ -1,4 +1,4 @@
-"""The v2 claim (heads table) against the claim before it (tests/integration/claim_outbox_v1.sql) on random
+"""The v2 claim (heads table) against the claim before it (tests/integration/sql/claim_outbox_v1.sql) on random
 outboxes built through the outbox functions: with a batch that takes everything, both claim the same rows.
 
 Each example runs in one transaction that is rolled back, so now() stands still: leases never run out, and
