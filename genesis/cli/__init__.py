@@ -1,2 +1,2 @@
 """The `genesis` command and the composition root: the one place in `genesis` allowed to import the rooms it
-starts (`api`, `relay`, `agents`), lazily, in `runner` and `devmode`. Nothing imports it but the entry point."""
+starts (`api`, `relay`, `agents`), lazily, in `runner`. Nothing imports it but the entry point."""

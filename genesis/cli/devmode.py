@@ -10,9 +10,8 @@ import signal
 import sys
 from pathlib import Path
 
-from agents.dev_agent import serve_agent
 from genesis.auth.tokens import issue_token
-from genesis.cli.runner import Service, run_services, serve_api, serve_relay
+from genesis.cli.runner import Service, run_services, serve_api, serve_dev_agent, serve_relay
 from genesis.local.services import LocalBroker, LocalPostgres, default_state_dir
 from genesis.migrate import migrate
 from genesis.settings import Settings
@@ -55,7 +54,7 @@ def run_dev(settings: Settings) -> int:
         services: list[Service] = [
             lambda stop: serve_api(settings, stop),
             lambda stop: serve_relay(settings, stop),
-            lambda stop: serve_agent(settings, stop),  # the development agent (CONTRACT §9)
+            lambda stop: serve_dev_agent(settings, stop),  # the development agent (CONTRACT §9)
         ]
         return run_services(services)
     finally:

@@ -131,11 +131,10 @@ def _dev(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _agent(args: argparse.Namespace, settings: Settings) -> int:
-    from agents.dev_agent import check_dev_agent_settings, serve_agent
-    from genesis.cli.runner import run_services
+    from genesis.cli.runner import check_dev_agent, run_services, serve_dev_agent
 
-    check_dev_agent_settings(settings)
-    return run_services([lambda stop: serve_agent(settings, stop)])
+    check_dev_agent(settings)
+    return run_services([lambda stop: serve_dev_agent(settings, stop)])
 
 
 def _token(args: argparse.Namespace, settings: Settings) -> int:

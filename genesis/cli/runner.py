@@ -1,4 +1,5 @@
-"""Running long-lived services (API, relay) in one event loop until SIGINT/SIGTERM."""
+"""The composition root: the services (API, relay, development agent) built from their rooms, and run in one event
+loop until SIGINT/SIGTERM. The rooms are imported lazily, so that `genesis migrate` loads none of them."""
 
 from __future__ import annotations
 
@@ -64,3 +65,15 @@ async def serve_relay(settings: Settings, stop: asyncio.Event) -> None:
 
     tracing.setup("genesis-relay")
     await run_relay(settings, stop)
+
+
+def check_dev_agent(settings: Settings) -> None:
+    from agents.dev_agent import check_dev_agent_settings
+
+    check_dev_agent_settings(settings)
+
+
+async def serve_dev_agent(settings: Settings, stop: asyncio.Event) -> None:
+    from agents.dev_agent import serve_agent
+
+    await serve_agent(settings, stop)
