@@ -65,17 +65,34 @@ def schemas() -> dict[str, Any]:
         },
         "Session": {
             "type": "object",
-            "required": ["id", "user_id", "status", "stage", "stage_data", "version", "created_at", "updated_at"],
+            "required": [
+                "id", "user_id", "status", "stage", "stage_data", "version", "created_at", "updated_at",
+                "is_pending", "pending_commands",
+            ],
             "properties": {
                 "id": {"type": "string", "format": "uuid"},
                 "user_id": {"type": "string"},
                 "status": {"type": "string", "enum": ["IN_PROGRESS", "COMPLETED", "ABANDONED"]},
                 "stage": stage,
-                "stage_data": {"type": "object"},
+                "stage_data": {"type": "object", "description": "The data confirmed at each stage, by stage"},
                 "version": {"type": "integer", "minimum": 0},
                 "created_at": ts,
                 "updated_at": ts,
+                "is_pending": {
+                    "type": "boolean",
+                    "description": "Whether any command of the session is in flight (RECEIVED or PROCESSING)",
+                },
+                "pending_commands": {
+                    "type": "array",
+                    "description": "The commands in flight, oldest first",
+                    "items": ref("PendingCommand"),
+                },
             },
+        },
+        "PendingCommand": {
+            "type": "object",
+            "required": ["id", "type"],
+            "properties": {"id": {"type": "string", "format": "uuid"}, "type": {"type": "string"}},
         },
         **{f"{name}Payload": schema for name, schema in payloads.items()},
         "CommandRequest": {
