@@ -33,6 +33,13 @@ ERROR_CODES: tuple[str, ...] = tuple(
 )
 
 
+# Every field of the session JSON (sql/functions/genesis_session_json.sql).
+_SESSION_FIELDS = (
+    "id", "user_id", "status", "stage", "stage_data", "version", "created_at", "updated_at", "is_pending",
+    "pending_commands",
+)  # fmt: skip
+
+
 def ref(name: str) -> dict[str, str]:
     return {"$ref": _REF.format(model=name)}
 
@@ -65,10 +72,7 @@ def schemas() -> dict[str, Any]:
         },
         "Session": {
             "type": "object",
-            "required": [
-                "id", "user_id", "status", "stage", "stage_data", "version", "created_at", "updated_at",
-                "is_pending", "pending_commands",
-            ],
+            "required": [*_SESSION_FIELDS],
             "properties": {
                 "id": {"type": "string", "format": "uuid"},
                 "user_id": {"type": "string"},
