@@ -9,6 +9,7 @@ from typing import Any
 from api.middlewares import HTTP_CODE_UNLISTED, HTTP_CODES
 from api.tasks import BODIES as TASK_BODIES
 from genesis import commands, errors
+from genesis.event_types import EVENT_TYPES
 
 _REF = "#/components/schemas/{model}"
 
@@ -155,7 +156,11 @@ def schemas() -> dict[str, Any]:
                 "event_id": {"type": "string", "format": "uuid"},
                 "correlation_id": {"type": ["string", "null"], "format": "uuid"},
                 "causation_id": {"type": ["string", "null"], "format": "uuid"},
-                "event_type": {"type": "string"},
+                "event_type": {
+                    "type": "string",
+                    "enum": list(EVENT_TYPES),
+                    "description": "Also the stream's `event:` name (an EventSource listens for each by name)",
+                },
                 "event_version": {"type": "integer"},
                 "aggregate_type": {"const": "GENESIS_SESSION"},
                 "aggregate_id": {"type": "string", "format": "uuid"},
