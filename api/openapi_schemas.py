@@ -215,5 +215,21 @@ def schemas() -> dict[str, Any]:
                 "event_id": {"type": "string", "format": "uuid"},
             },
         },
-        "Health": {"type": "object", "required": ["status"], "properties": {"status": {"type": "string"}}},
+        "StreamToken": {
+            "type": "object",
+            "required": ["stream_token", "expires_at"],
+            "properties": {
+                "stream_token": {"type": "string", "description": "For ?stream_token= on the session's event stream"},
+                "expires_at": {"type": "string", "format": "date-time", "description": "A stream opens until then"},
+            },
+            "additionalProperties": False,
+        },
+        "Health": {
+            "type": "object",
+            "required": ["status"],
+            "properties": {
+                "status": {"type": "string", "enum": ["ok", "unavailable"]},
+                "checks": {"type": "object", "additionalProperties": {"type": "string"}},
+            },
+        },
     }

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import re
-import shutil
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -17,30 +15,16 @@ import aiohttp
 import asyncpg
 import pytest
 from aiohttp import web
+from playwright.async_api import Browser, Page, Request, expect
 
 from api.app import create_app
 from genesis import commands
 from genesis.auth.tokens import AGENT_SCOPE, issue_token
 from genesis.settings import Settings
+from tests.browser.chromium import NEEDS_CHROMIUM, TIMEOUT_MS
 from tests.relay_harness import complete, submit
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-pytestmark = pytest.mark.skipif(
-    not os.access(CHROMIUM, os.X_OK), reason=f"no chromium at {CHROMIUM} (apt-get install -y chromium)"
-)
-pytest.importorskip("playwright.async_api", reason="playwright is not installed (pip install -e '.[dev]')")
-from playwright.async_api import Browser, Page, Request, async_playwright, expect  # noqa: E402
-
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-TIMEOUT_MS = 15_000  # generous: the machine is shared
+pytestmark = NEEDS_CHROMIUM
 StartConsole = Callable[..., Awaitable[str]]
 
 
@@ -54,29 +38,6 @@ async def start_console(settings: Settings, aiohttp_server: Callable[..., Any]) 
         return str(server.make_url("/console"))
 
     return start
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as playwright:
-        launched = await playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
-        try:
-            yield launched
-        finally:
-            await launched.close()
-
-
-@pytest.fixture
-async def page(browser: Browser) -> AsyncIterator[Page]:
-    context = await browser.new_context(viewport={"width": 1400, "height": 1000})
-    context.set_default_timeout(TIMEOUT_MS)
-    expect.set_options(timeout=TIMEOUT_MS)
-    opened = await context.new_page()
-    problems: list[str] = []
-    opened.on("pageerror", lambda exc: problems.append(str(exc)))
-    yield opened
-    await context.close()
-    assert not problems, problems  # an uncaught error in the page's script fails the test
 
 
 async def _open_with_dev_token(page: Page, url: str) -> None:
