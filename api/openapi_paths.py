@@ -339,7 +339,13 @@ def service() -> dict[str, Any]:
                 "tags": ["Service"],
                 "summary": "A file of the /docs page (Swagger UI's, from the swagger-ui-py package)",
                 "parameters": [
-                    {"name": "name", "in": "path", "required": True, "schema": {"type": "string", "enum": [*ASSETS]}}
+                    {
+                        "name": "name",
+                        "in": "path",
+                        "required": True,
+                        "description": "One of the page's files",
+                        "schema": {"type": "string", "enum": [*ASSETS]},
+                    }
                 ],
                 "responses": {
                     "200": {
