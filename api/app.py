@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from api import console, events, health, metrics, openapi, sessions, state, tasks
+from api import console, docs, events, health, metrics, openapi, sessions, state, stream_tokens, tasks
 from api.cors import cors_headers, cors_middleware
 from api.live import EVENTS_CHANNEL, PROGRESS_CHANNEL, EventHub
 from api.middlewares import auth_middleware, error_middleware, request_id_header, request_id_middleware
@@ -16,6 +16,7 @@ from api.requests import MAX_BODY_BYTES
 from api.server_spans import server_span_middleware
 from api.stream_limits import StreamLimits
 from genesis import db
+from genesis.auth.stream_tokens import StreamTokens
 from genesis.auth.tokens import TokenVerifier
 from genesis.listener import Listener
 from genesis.settings import Settings
@@ -44,13 +45,16 @@ def create_app(settings: Settings) -> web.Application:
     app.on_response_prepare.append(cors_headers)
     app[state.SETTINGS] = settings
     app[state.VERIFIER] = TokenVerifier(settings)
+    app[state.STREAM_TOKENS] = StreamTokens(settings)  # its key is checked here, at start-up
     app[state.STREAM_LIMITS] = StreamLimits(per_user=settings.sse_max_streams_per_user, total=settings.sse_max_streams)
     app.router.add_routes(health.routes)
     app.router.add_routes(metrics.routes)
     app.router.add_routes(sessions.routes)
     app.router.add_routes(events.routes)
+    app.router.add_routes(stream_tokens.routes)
     app.router.add_routes(tasks.routes)
     app.router.add_routes(openapi.routes)
+    app.router.add_routes(docs.routes)
     console.setup(app, settings)  # the page; its dev-only token route only when settings.dev
     app.on_cleanup.append(_close_verifier)
     app.cleanup_ctx.append(_database)

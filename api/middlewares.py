@@ -25,6 +25,10 @@ HTTP_CODES = {
 }
 HTTP_CODE_UNLISTED = "HTTP_ERROR"  # any other status aiohttp refuses with
 
+# The routes that take `?stream_token=` instead of a bearer token: the event stream alone.
+STREAM_TOKEN = "stream_token"
+STREAM_TOKEN_ROUTES = frozenset({"stream_events"})
+
 
 # Carried on every error response, so the metrics middleware need not parse the body back.
 ERROR_CODE = web.ResponseKey("error_code", str)
@@ -92,7 +96,11 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
 async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     route = request.match_info.route
     if route.resource is not None and route.name not in state.PUBLIC_ROUTES and request.method != "OPTIONS":
-        principal = await request.app[state.VERIFIER].authenticate(request.headers.get("Authorization"))
+        stream_token = request.query.get(STREAM_TOKEN) if route.name in STREAM_TOKEN_ROUTES else None
+        if stream_token is not None:  # what a native EventSource sends instead of a header (CONTRACT §5)
+            principal = request.app[state.STREAM_TOKENS].verify(stream_token, request.match_info["session_id"])
+        else:
+            principal = await request.app[state.VERIFIER].authenticate(request.headers.get("Authorization"))
         request[state.PRINCIPAL] = principal
         request[state.USER_ID] = principal.user_id
         bind(user_id=principal.user_id)

@@ -9,6 +9,7 @@ from typing import Any
 from api.middlewares import HTTP_CODE_UNLISTED, HTTP_CODES
 from api.tasks import BODIES as TASK_BODIES
 from genesis import commands, errors
+from genesis.event_types import EVENT_TYPES
 
 _REF = "#/components/schemas/{model}"
 
@@ -31,6 +32,13 @@ ERROR_CODES: tuple[str, ...] = tuple(
         | {HTTP_CODE_UNLISTED}
     )
 )
+
+
+# Every field of the session JSON (sql/functions/genesis_session_json.sql).
+_SESSION_FIELDS = (
+    "id", "user_id", "status", "stage", "stage_data", "version", "created_at", "updated_at", "is_pending",
+    "pending_commands",
+)  # fmt: skip
 
 
 def ref(name: str) -> dict[str, str]:
@@ -65,17 +73,31 @@ def schemas() -> dict[str, Any]:
         },
         "Session": {
             "type": "object",
-            "required": ["id", "user_id", "status", "stage", "stage_data", "version", "created_at", "updated_at"],
+            "required": [*_SESSION_FIELDS],
             "properties": {
                 "id": {"type": "string", "format": "uuid"},
                 "user_id": {"type": "string"},
                 "status": {"type": "string", "enum": ["IN_PROGRESS", "COMPLETED", "ABANDONED"]},
                 "stage": stage,
-                "stage_data": {"type": "object"},
+                "stage_data": {"type": "object", "description": "The data confirmed at each stage, by stage"},
                 "version": {"type": "integer", "minimum": 0},
                 "created_at": ts,
                 "updated_at": ts,
+                "is_pending": {
+                    "type": "boolean",
+                    "description": "Whether any command of the session is in flight (RECEIVED or PROCESSING)",
+                },
+                "pending_commands": {
+                    "type": "array",
+                    "description": "The commands in flight, oldest first",
+                    "items": ref("PendingCommand"),
+                },
             },
+        },
+        "PendingCommand": {
+            "type": "object",
+            "required": ["id", "type"],
+            "properties": {"id": {"type": "string", "format": "uuid"}, "type": {"type": "string"}},
         },
         **{f"{name}Payload": schema for name, schema in payloads.items()},
         "CommandRequest": {
@@ -134,7 +156,11 @@ def schemas() -> dict[str, Any]:
                 "event_id": {"type": "string", "format": "uuid"},
                 "correlation_id": {"type": ["string", "null"], "format": "uuid"},
                 "causation_id": {"type": ["string", "null"], "format": "uuid"},
-                "event_type": {"type": "string"},
+                "event_type": {
+                    "type": "string",
+                    "enum": list(EVENT_TYPES),
+                    "description": "Also the stream's `event:` name (an EventSource listens for each by name)",
+                },
                 "event_version": {"type": "integer"},
                 "aggregate_type": {"const": "GENESIS_SESSION"},
                 "aggregate_id": {"type": "string", "format": "uuid"},
@@ -189,5 +215,21 @@ def schemas() -> dict[str, Any]:
                 "event_id": {"type": "string", "format": "uuid"},
             },
         },
-        "Health": {"type": "object", "required": ["status"], "properties": {"status": {"type": "string"}}},
+        "StreamToken": {
+            "type": "object",
+            "required": ["stream_token", "expires_at"],
+            "properties": {
+                "stream_token": {"type": "string", "description": "For ?stream_token= on the session's event stream"},
+                "expires_at": {"type": "string", "format": "date-time", "description": "A stream opens until then"},
+            },
+            "additionalProperties": False,
+        },
+        "Health": {
+            "type": "object",
+            "required": ["status"],
+            "properties": {
+                "status": {"type": "string", "enum": ["ok", "unavailable"]},
+                "checks": {"type": "object", "additionalProperties": {"type": "string"}},
+            },
+        },
     }

@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import os
 import re
+from urllib.parse import urlencode
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
@@ -27,6 +28,7 @@ from opentelemetry.semconv.attributes import (
 )
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
+from api.middlewares import STREAM_TOKEN
 from genesis.telemetry import tracing
 
 _tracer = trace.get_tracer(__name__)
@@ -62,8 +64,21 @@ def _attributes(request: web.Request, method: str, route: str) -> dict[str, str 
         constant = _constant[key] = _constant_attributes(*key)
     attributes = {**constant, url_attributes.URL_PATH: request.path}
     if request.query_string:
-        attributes[url_attributes.URL_QUERY] = request.query_string
+        attributes[url_attributes.URL_QUERY] = _scrubbed_query(request)
     return attributes
+
+
+# Query parameters that are credentials: their values never reach a span (semconv: scrubbed to "REDACTED").
+_SECRET_PARAMETERS = frozenset({STREAM_TOKEN})
+
+
+def _scrubbed_query(request: web.Request) -> str:
+    """The query string, with every credential's value replaced; decoded keys are compared, so that an encoded
+    name (`stream%5Ftoken`, which the route reads as `stream_token`) is caught too."""
+    query = request.query
+    if _SECRET_PARAMETERS.isdisjoint(query):
+        return request.query_string
+    return urlencode([(k, "REDACTED" if k in _SECRET_PARAMETERS else v) for k, v in query.items()])
 
 
 # What is the same for every request of a route from one client: built once (a few µs a request).

@@ -9,6 +9,7 @@ from aiohttp import web
 
 from api.live import EventHub
 from api.stream_limits import StreamLimits
+from genesis.auth.stream_tokens import StreamTokens
 from genesis.auth.tokens import Principal, TokenVerifier
 from genesis.listener import Listener
 from genesis.settings import Settings
@@ -17,6 +18,7 @@ from genesis.telemetry.outbox_gauges import OutboxGauges
 SETTINGS = web.AppKey("settings", Settings)
 POOL: web.AppKey[asyncpg.Pool[Any]] = web.AppKey("pool")
 VERIFIER = web.AppKey("verifier", TokenVerifier)
+STREAM_TOKENS = web.AppKey("stream_tokens", StreamTokens)
 HUB = web.AppKey("hub", EventHub)
 LISTENER = web.AppKey("listener", Listener)
 STREAM_LIMITS = web.AppKey("stream_limits", StreamLimits)
@@ -30,5 +32,5 @@ REQUEST_ID = web.RequestKey("request_id", str)
 # Routes anyone may call: probes, metrics, the API description and the developer console's page and files
 # (everything the console calls needs a token; console_token exists only in development mode).
 PUBLIC_ROUTES = frozenset(
-    {"healthz", "readyz", "metrics", "openapi", "docs", "console", "console_static", "console_token"}
+    {"healthz", "readyz", "metrics", "openapi", "docs", "docs_static", "console", "console_static", "console_token"}
 )

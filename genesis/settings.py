@@ -30,6 +30,8 @@ class Settings:
     jwt_algorithms: tuple[str, ...] = ("HS256",)
     jwt_audience: str = ""
     jwt_issuer: str = ""
+    stream_token_ttl: float = 60.0  # a stream token opens a stream within this long (CONTRACT §5)
+    stream_token_secret: str = ""  # signs stream tokens; required with JWT_PUBLIC_KEY / JWT_JWKS_URL
     api_host: str = "127.0.0.1"
     api_port: int = 8000
     api_header_timeout: float = 30.0  # a request head must be complete within this long (slowloris)
@@ -91,6 +93,8 @@ class Settings:
             jwt_algorithms=algorithms,
             jwt_audience=_get(e, "JWT_AUDIENCE", str, d.jwt_audience),
             jwt_issuer=_get(e, "JWT_ISSUER", str, d.jwt_issuer),
+            stream_token_ttl=_get(e, "STREAM_TOKEN_TTL", _positive_float, d.stream_token_ttl),
+            stream_token_secret=_secret(e, "STREAM_TOKEN_SECRET"),
             api_host=_get(e, "API_HOST", _nonempty, d.api_host),
             api_port=_get(e, "API_PORT", _port, d.api_port),
             api_header_timeout=_get(e, "API_HEADER_TIMEOUT", _positive_float, d.api_header_timeout),
@@ -150,11 +154,23 @@ class Settings:
                 f" ({self.relay_publish_timeout:g}s) + 1s"
             )
 
+    def require_stream_token_key(self) -> None:
+        """Stream tokens are signed by the service itself (genesis/auth/stream_tokens.py): with JWT_SECRET it derives
+        their key; verifying with a public key or a JWKS it holds no secret, so it needs one of its own."""
+        if not self.stream_token_secret and not self.jwt_secret:
+            raise SettingsError(
+                "STREAM_TOKEN_SECRET is required with JWT_PUBLIC_KEY or JWT_JWKS_URL: the API signs the event "
+                "streams' tokens with it (the same value on every replica, at least 32 characters)"
+            )
+        if self.stream_token_secret and self.stream_token_secret == self.jwt_secret:
+            raise SettingsError("STREAM_TOKEN_SECRET must differ from JWT_SECRET (or be left unset to derive it)")
+
     def require_jwt_key(self) -> None:
         if not self.jwt_secret and not self.jwt_public_key and not self.jwt_jwks_url:
             raise SettingsError("JWT_SECRET (or JWT_PUBLIC_KEY, or JWT_JWKS_URL) is required but not set")
 
 
+MIN_SECRET = 32  # an HMAC-SHA256 key of at least the hash's size (RFC 7518 §3.2)
 _ALGORITHMS = {"HS256", "HS384", "HS512", "RS256", "RS384", "RS512", "ES256", "ES384", "ES512"}
 
 
@@ -166,6 +182,14 @@ def _get(env: Mapping[str, str], name: str, parse: Callable[[str], T], default: 
         return parse(raw.strip())
     except ValueError as exc:
         raise SettingsError(f"{name}: {exc} (got {raw!r})") from None
+
+
+def _secret(env: Mapping[str, str], name: str) -> str:
+    """A key: checked like the others, but never echoed in the error line."""
+    raw = env.get(name, "").strip()
+    if raw and len(raw) < MIN_SECRET:
+        raise SettingsError(f"{name}: expected at least {MIN_SECRET} characters (got {len(raw)})")
+    return raw
 
 
 def _nonempty(raw: str) -> str:

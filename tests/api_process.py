@@ -19,6 +19,7 @@ from tests.processes import genesis_command
 class ApiProcess:
     process: subprocess.Popen[bytes]
     port: int
+    output: str = ""  # what it wrote to stderr, once it has exited
 
     @property
     def base_url(self) -> str:
@@ -39,13 +40,14 @@ async def running_api(database_url: str, **env: str) -> AsyncIterator[ApiProcess
         **env,
     }
     process = subprocess.Popen([genesis_command()], env=full, stderr=subprocess.PIPE)  # noqa: ASYNC220 - a server
+    api = ApiProcess(process, port)
     try:
         await asyncio.to_thread(wait_for_port, port, process=process)
-        yield ApiProcess(process, port)
+        yield api
     finally:
         if process.poll() is None:
             process.send_signal(signal.SIGTERM)
         _, stderr = await asyncio.to_thread(process.communicate, timeout=20)
-    log = stderr.decode()
+    log = api.output = stderr.decode()
     assert "Traceback" not in log, log[-4000:]
     assert process.returncode == 0, log[-2000:]

@@ -33,6 +33,9 @@ from tests.brokers import kafka_bootstrap, kafka_cluster, tansu_bootstrap
 __all__ = ["kafka_bootstrap", "kafka_cluster", "tansu_bootstrap"]  # fixtures, shared with every test
 
 JWT_SECRET = "test-secret-" + "x" * 32
+STREAM_SECRET = (
+    "stream-secret-" + "s" * 32
+)  # what an API verifying with a public key or a JWKS signs stream tokens with
 
 
 def pytest_report_header(config: pytest.Config) -> str:

@@ -14,6 +14,8 @@ from genesis.auth.jwks import JwksKeys
 from genesis.settings import Settings
 
 AGENT_SCOPE = "genesis:agent"
+# The audience of the API's own stream tokens (genesis/auth/stream_tokens.py): never an access token.
+STREAM_AUDIENCE = "genesis:event-stream"
 # Verified tokens kept, so a client's every request does not re-verify the same signature (~70 µs of the API's CPU
 # per request with HS256). Only with a fixed key (JWT_SECRET / JWT_PUBLIC_KEY): JWKS keys rotate.
 VERIFIED_CACHE_SIZE = 4096
@@ -110,6 +112,9 @@ class TokenVerifier:
         except (ValueError, TypeError, OverflowError, KeyError):
             # What a hostile token can still provoke inside PyJWT or cryptography (e.g. an `exp` of 1e400).
             raise errors.Unauthorized("Invalid token: malformed") from None
+        audience = claims.get("aud")
+        if audience == STREAM_AUDIENCE or (isinstance(audience, list) and STREAM_AUDIENCE in audience):
+            raise errors.Unauthorized("Invalid token: a stream token only opens an event stream")
         sub = claims.get("sub")
         if not isinstance(sub, str) or not sub:
             raise errors.Unauthorized("Token has no subject")

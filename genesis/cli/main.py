@@ -110,6 +110,8 @@ def _migrate(args: argparse.Namespace, settings: Settings) -> int:
 
 def _api(args: argparse.Namespace, settings: Settings) -> int:
     settings.require("database_url")
+    settings.require_jwt_key()
+    settings.require_stream_token_key()
     from genesis.cli.runner import run_services, serve_api
 
     return run_services([lambda stop: serve_api(settings, stop)])

@@ -79,6 +79,15 @@ def test_a_malformed_setting_exits_2_with_one_line_naming_it(name: str, value: s
     assert "Traceback" not in result.stderr
 
 
+def test_api_with_a_public_key_and_no_stream_token_secret_exits_2_naming_it() -> None:
+    """The API signs stream tokens itself (CONTRACT §5): with a public key it has no secret to derive their key from."""
+    result = _run("api", DATABASE_URL="postgresql://127.0.0.1:1/x", JWT_PUBLIC_KEY="-----BEGIN PUBLIC KEY-----")
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("genesis: STREAM_TOKEN_SECRET is required with JWT_PUBLIC_KEY or JWT_JWKS_URL")
+
+
 def test_a_missing_database_url_exits_2_naming_it() -> None:
     result = _run("migrate")
     assert result.returncode == 2

@@ -4,42 +4,27 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import re
-import shutil
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import aiohttp
 import asyncpg
 import pytest
 from aiohttp import web
+from playwright.async_api import Browser, Page, Request, expect
 
 from api.app import create_app
 from genesis import commands
 from genesis.auth.tokens import AGENT_SCOPE, issue_token
 from genesis.settings import Settings
+from tests.browser.chromium import NEEDS_CHROMIUM, TIMEOUT_MS
 from tests.relay_harness import complete, submit
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-pytestmark = pytest.mark.skipif(
-    not os.access(CHROMIUM, os.X_OK), reason=f"no chromium at {CHROMIUM} (apt-get install -y chromium)"
-)
-pytest.importorskip("playwright.async_api", reason="playwright is not installed (pip install -e '.[dev]')")
-from playwright.async_api import Browser, Page, Request, async_playwright, expect  # noqa: E402
-
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-TIMEOUT_MS = 15_000  # generous: the machine is shared
+pytestmark = NEEDS_CHROMIUM
 StartConsole = Callable[..., Awaitable[str]]
 
 
@@ -53,29 +38,6 @@ async def start_console(settings: Settings, aiohttp_server: Callable[..., Any]) 
         return str(server.make_url("/console"))
 
     return start
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as playwright:
-        launched = await playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
-        try:
-            yield launched
-        finally:
-            await launched.close()
-
-
-@pytest.fixture
-async def page(browser: Browser) -> AsyncIterator[Page]:
-    context = await browser.new_context(viewport={"width": 1400, "height": 1000})
-    context.set_default_timeout(TIMEOUT_MS)
-    expect.set_options(timeout=TIMEOUT_MS)
-    opened = await context.new_page()
-    problems: list[str] = []
-    opened.on("pageerror", lambda exc: problems.append(str(exc)))
-    yield opened
-    await context.close()
-    assert not problems, problems  # an uncaught error in the page's script fails the test
 
 
 async def _open_with_dev_token(page: Page, url: str) -> None:
@@ -143,7 +105,7 @@ async def test_the_stream_resumes_with_last_event_id_after_the_server_ends_it(
 ) -> None:
     await _open_with_dev_token(page, await start_console(sse_buffer=2))
     streams: list[Request] = []
-    page.on("request", lambda r: streams.append(r) if r.url.endswith("/events/stream") else None)
+    page.on("request", lambda r: streams.append(r) if "/events/stream?" in r.url else None)
     await page.get_by_test_id("create-session").click()
     await expect(page.get_by_test_id("stream-state")).to_have_text("live")
     await expect(_events(page)).to_have_count(1)
@@ -159,11 +121,15 @@ async def test_the_stream_resumes_with_last_event_id_after_the_server_ends_it(
     versions = [await e.locator('[data-field="aggregate_version"]').inner_text() for e in await _events(page).all()]
     assert versions == [f"v{n}" for n in range(1, 12)]  # each once, in order
     assert len(streams) >= 2
-    first_headers, resumed_headers = await streams[0].all_headers(), await streams[1].all_headers()
-    assert "last-event-id" not in first_headers
+    # The browser's own EventSource, with a stream token each time and no Authorization header (CONTRACT §5).
+    assert {r.resource_type for r in streams} == {"eventsource"}
+    first, resumed = (parse_qs(urlsplit(r.url).query) for r in streams[:2])
+    assert "after" not in first
+    assert first["stream_token"] != resumed["stream_token"]  # a fresh one for each connection
     sequences = [int(await e.get_attribute("data-sequence") or "") for e in await _events(page).all()]
-    assert sequences[0] <= int(resumed_headers["last-event-id"]) < sequences[-1]  # resumed mid-burst
-    assert resumed_headers["authorization"].startswith("Bearer ")
+    assert sequences[0] <= int(resumed["after"][0]) < sequences[-1]  # resumed mid-burst
+    for request in streams:
+        assert "authorization" not in await request.all_headers()
 
 
 async def test_without_dev_mode_the_console_says_how_to_get_a_token(
@@ -242,3 +208,78 @@ async def test_the_live_list_shows_where_each_event_landed_on_kafka(
         await expect(created.locator('[data-field="kafka"]')).to_have_text(
             f"on Kafka: partition {record.partition}, offset {record.offset}"
         )
+
+
+async def test_at_the_tokens_exp_the_console_renews_it_and_resumes_missing_nothing(
+    start_console: StartConsole, page: Page, settings: Settings, conn: asyncpg.Connection[Any]
+) -> None:
+    """The stream ends at the access token's exp (`event: token-expired`); the console gets a fresh dev token and a
+    fresh stream token, and resumes after the last id it saw."""
+    await page.goto(await start_console(sse_heartbeat=0.5))
+    await expect(page.locator("body")).to_have_attribute("data-ready", "1")
+    await page.get_by_test_id("token-input").fill(issue_token(settings, "dev-user", ttl=4))
+    await page.get_by_test_id("create-session").click()
+    await expect(page.get_by_test_id("stream-state")).to_have_text("live")
+    session_id = str(uuid.UUID(await page.get_by_test_id("session-id").inner_text()))
+    first_token = await page.get_by_test_id("token-input").input_value()
+    await expect(page.get_by_test_id("token-input")).not_to_have_value(first_token)  # renewed at exp
+    await submit(conn, session_id, "ConfirmStage", {"stage": "CONCEPT_SELECTION"}, "dev-user")
+    await expect(_events(page)).to_have_count(2)
+    await expect(page.get_by_test_id("stream-state")).to_have_text("live")
+    versions = [await e.locator('[data-field="aggregate_version"]').inner_text() for e in await _events(page).all()]
+    assert versions == ["v1", "v2"]
+
+
+async def test_finished_task_bars_do_not_pile_up(
+    start_console: StartConsole, page: Page, settings: Settings, conn: asyncpg.Connection[Any]
+) -> None:
+    await _open_with_dev_token(page, await start_console())
+    await page.get_by_test_id("create-session").click()
+    await expect(page.get_by_test_id("stream-state")).to_have_text("live")
+    session_id = str(uuid.UUID(await page.get_by_test_id("session-id").inner_text()))
+    agent = {"Authorization": f"Bearer {issue_token(settings, 'concept-agent', 600, AGENT_SCOPE)}"}
+    base = page.url.removesuffix("/console")
+    tasks = page.get_by_test_id("task")
+    async with aiohttp.ClientSession(headers=agent) as http:
+        for i in range(3):
+            command_id = await submit(conn, session_id, "SubmitFeedback", {"feedback": f"round {i}"}, "dev-user")
+            async with http.post(f"{base}/genesis/tasks/{command_id}/progress", json={"progress": 50}) as r:
+                assert r.status == 200
+            await expect(page.locator(f'[data-command-id="{command_id}"]')).to_have_attribute("data-progress", "50")
+            await complete(conn, command_id)
+            await expect(page.locator(f'[data-command-id="{command_id}"]')).to_have_attribute("data-state", "done")
+            async with http.post(f"{base}/genesis/tasks/{command_id}/progress", json={"progress": 90}) as r:
+                assert r.status in (200, 409)  # a late report: the command is settled
+        await expect(_events(page, "Genesis.Session.ContentRevised")).to_have_count(3)
+    await expect(tasks).to_have_count(1)  # the last finished one only
+    await expect(tasks).to_have_attribute("data-state", "done")
+
+
+async def test_at_390_px_nothing_overflows_and_the_page_has_a_favicon(
+    start_console: StartConsole, browser: Browser, conn: asyncpg.Connection[Any], tmp_path: Path
+) -> None:
+    context = await browser.new_context(viewport={"width": 390, "height": 844})
+    context.set_default_timeout(TIMEOUT_MS)
+    phone = await context.new_page()
+    try:
+        await _open_with_dev_token(phone, await start_console())
+        await phone.get_by_test_id("create-session").click()
+        await expect(phone.get_by_test_id("stream-state")).to_have_text("live")
+        session_id = str(uuid.UUID(await phone.get_by_test_id("session-id").inner_text()))
+        command_id = await submit(conn, session_id, "RequestConceptGeneration", {}, "dev-user")
+        await complete(conn, command_id, "FAILED")  # Genesis.Session.ConceptGenerationFailed: the longest name
+        await expect(_events(phone)).to_have_count(3)
+        overflowing = await phone.evaluate(
+            """() => [document.documentElement, ...document.querySelectorAll('[data-testid="event"] *')]
+                .filter((e) => e.scrollWidth > e.clientWidth && getComputedStyle(e).overflowX !== "auto")
+                .map((e) => `${e.tagName}.${e.className}: ${e.scrollWidth} > ${e.clientWidth}`)"""
+        )
+        assert overflowing == []
+        await phone.screenshot(path=tmp_path / "console-390.png", full_page=True)
+        icon = await phone.locator('link[rel="icon"]').get_attribute("href")
+        assert icon
+        response = await phone.request.get(phone.url.removesuffix("/console") + icon)
+        assert response.status == 200
+        assert response.headers["content-type"].startswith("image/")
+    finally:
+        await context.close()

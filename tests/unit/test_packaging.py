@@ -251,6 +251,8 @@ def test_the_wheel_carries_the_sql_and_finds_it_installed(tmp_path: Path) -> Non
         assert source, kind
         assert {n.rsplit("/", 1)[1] for n in names if n.startswith(f"genesis/sql/{kind}/")} == source
     assert {"genesis/cli/main.py", "api/app.py", "relay/service.py", "agents/consumer.py"} <= names
+    # The pages the API serves: the console's files and the /docs page's own (Swagger UI's come from its package).
+    assert {"api/static/console/favicon.svg", "api/static/docs/index.html", "api/static/docs/docs.js"} <= names
     assert not any(n.startswith("tests/") for n in names)
     assert re.search(r"^genesis\s*=\s*genesis\.cli\.main:main$", entry_points, re.MULTILINE)
 

@@ -1,7 +1,7 @@
 // The Genesis developer console: a token, a session, commands from the served catalogue, live events.
 // Plain DOM, no framework; every server value goes through textContent, never innerHTML.
 import { EventStream } from "./sse.js";
-import { field, short } from "./dom.js";
+import { dotted, field, short } from "./dom.js";
 import { TaskList } from "./tasks.js";
 
 const $ = (id) => document.querySelector(`[data-testid="${id}"]`);
@@ -17,17 +17,15 @@ const ui = {
   streamState: $("stream-state"), streamDetail: $("stream-detail"), events: $("event-list"), tasks: $("task-list"),
 };
 const tasks = new TaskList(ui.tasks, (data) => note(`unreadable progress: ${data}`));
-const state = { session: null, examples: {}, payloadSchemas: {}, stages: [], stream: null, lastSeq: 0 };
+const state = {
+  session: null, examples: {}, payloadSchemas: {}, stages: [], eventTypes: [], stream: null, lastSeq: 0,
+};
 
 // --- HTTP -------------------------------------------------------------------------------------
 
-function authorization() {
-  return `Bearer ${ui.token.value.trim()}`;
-}
-
 async function call(method, path, { body, headers = {} } = {}) {
   const sent = { Accept: "application/json", ...headers };
-  if (ui.token.value.trim()) sent.Authorization = authorization();
+  if (ui.token.value.trim()) sent.Authorization = `Bearer ${ui.token.value.trim()}`;
   if (body !== undefined) sent["Content-Type"] = "application/json";
   const started = performance.now();
   const response = await fetch(path, { method, headers: sent, body, cache: "no-store" });
@@ -169,6 +167,7 @@ async function loadCatalogue() {
   const doc = await (await fetch("/openapi.json")).json();
   const schemas = doc.components.schemas;
   state.stages = schemas.Session.properties.stage.enum;
+  state.eventTypes = schemas.Event.properties.event_type.enum; // the stream's event names, for EventSource
   for (const example of schemas.CommandRequest.examples) {
     state.examples[example.command_type] = example.payload;
     state.payloadSchemas[example.command_type] = schemas[`${example.command_type}Payload`];
@@ -225,10 +224,10 @@ function follow(sessionId) {
   tasks.clear();
   state.lastSeq = 0;
   const stream = new EventStream(`/genesis/sessions/${sessionId}/events/stream`, {
-    authorization,
+    mintToken: () => call("POST", `/genesis/sessions/${sessionId}/stream-tokens`),
+    eventTypes: state.eventTypes,
     onMessage: (message) => stream === state.stream && showMessage(message),
     onState: (name, detail) => stream === state.stream && setStreamState(name, detail),
-    onComment: (text) => stream === state.stream && setStreamState("live", `${text} at ${clock()}`),
     renewToken: renewDevToken,
   });
   state.stream = stream;
@@ -289,7 +288,7 @@ function eventItem(event) {
   head.className = "event-head";
   head.append(
     field("sequence", `#${event.sequence}`, "sequence"),
-    field("event_type", event.event_type, "type"),
+    dotted(field("event_type", event.event_type, "type")),
     field("aggregate_version", `v${event.aggregate_version}`, "aggregate_version"),
   );
   const ids = document.createElement("div");

@@ -10,3 +10,10 @@ export function field(label, value, name, title = "") {
 }
 
 export const short = (id) => (id ? id.slice(0, 8) : "none");
+
+// An event name that may break after each dot on a narrow screen (<wbr>), not in the middle of a word.
+export function dotted(span) {
+  const parts = span.textContent.split(".");
+  span.replaceChildren(...parts.flatMap((part, i) => (i === 0 ? [part] : [document.createElement("wbr"), `.${part}`])));
+  return span;
+}

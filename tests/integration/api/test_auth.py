@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from api.app import create_app
 from genesis.settings import Settings
-from tests.conftest import JWT_SECRET
+from tests.conftest import JWT_SECRET, STREAM_SECRET
 from tests.integration.tables import Client
 
 AppClient = Callable[[web.Application], Any]
@@ -198,7 +198,7 @@ async def test_rs256_with_a_public_key_and_no_key_confusion(
 
 async def test_es256_with_a_public_key_by_default_algorithms(settings: Settings, aiohttp_client: AppClient) -> None:
     key = ec.generate_private_key(ec.SECP256R1())
-    keyed = dataclasses.replace(settings, jwt_secret="", jwt_public_key=_pem(key))
+    keyed = dataclasses.replace(settings, jwt_secret="", jwt_public_key=_pem(key), stream_token_secret=STREAM_SECRET)
     client: Client = await aiohttp_client(create_app(keyed))
     token = jwt.encode(_claims(sub="erin"), key, algorithm="ES256")
     assert (await client.post("/genesis/sessions", headers=_bearer(token))).status == 201

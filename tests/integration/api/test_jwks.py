@@ -19,6 +19,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from tests.api_process import ApiProcess, running_api
+from tests.conftest import STREAM_SECRET
 from tests.jwks_provider import EC_KEY, RSA_KEY, Provider, jwk
 
 REFETCH = 2.0
@@ -37,7 +38,8 @@ async def provider() -> AsyncIterator[Provider]:
 @pytest.fixture
 async def api(database_url: str, provider: Provider) -> AsyncIterator[ApiProcess]:
     env = {"JWT_SECRET": "", "JWT_JWKS_URL": provider.url, "JWT_JWKS_REFETCH_INTERVAL": str(REFETCH),
-           "JWT_JWKS_TIMEOUT": str(TIMEOUT), "JWT_ALGORITHMS": "RS256,ES256"}  # fmt: skip
+           "JWT_JWKS_TIMEOUT": str(TIMEOUT), "JWT_ALGORITHMS": "RS256,ES256",
+           "STREAM_TOKEN_SECRET": STREAM_SECRET}  # fmt: skip
     async with running_api(database_url, **env) as process:
         yield process
 

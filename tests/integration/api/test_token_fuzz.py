@@ -25,7 +25,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.api_process import running_api
-from tests.conftest import JWT_SECRET
+from tests.conftest import JWT_SECRET, STREAM_SECRET
 from tests.jwks_provider import EC_KEY, RSA_KEY, Provider
 
 EC384_KEY = ec.generate_private_key(ec.SECP384R1())
@@ -142,7 +142,7 @@ async def test_no_token_of_any_shape_is_a_server_error(database_url: str, key: s
     provider = Provider()
     await provider.up()
     env = {"secret": {}, "rsa": {"JWT_PUBLIC_KEY": _pem(RSA_KEY), "JWT_ALGORITHMS": "RS256,ES256,HS256"},
-           "ec": {"JWT_PUBLIC_KEY": _pem(EC_KEY), "JWT_SECRET": ""},
+           "ec": {"JWT_PUBLIC_KEY": _pem(EC_KEY), "JWT_SECRET": "", "STREAM_TOKEN_SECRET": STREAM_SECRET},
            "jwks": {"JWT_JWKS_URL": provider.url, "JWT_JWKS_REFETCH_INTERVAL": "0.05",
                     "JWT_ALGORITHMS": "RS256,ES256,ES384,HS256"}}[key]  # fmt: skip
     try:
