@@ -207,6 +207,13 @@ def document() -> dict[str, Any]:
             "/openapi.json": {
                 "get": {"operationId": "openapi", "responses": {"200": _json({"type": "object"}, "This")}}
             },
+            "/asyncapi.json": {
+                "get": {
+                    "operationId": "asyncapi",
+                    "summary": "The AsyncAPI 3.0 description of the Kafka topic agents consume",
+                    "responses": {"200": _json({"type": "object"}, "AsyncAPI 3.0 document")},
+                }
+            },
             "/docs": {"get": {"operationId": "docs", "responses": {"200": {"description": "HTML page"}}}},
             "/console": {
                 "get": {"operationId": "console", "responses": {"200": {"description": "Developer console (HTML)"}}}

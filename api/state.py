@@ -30,5 +30,5 @@ REQUEST_ID = web.RequestKey("request_id", str)
 # Routes anyone may call: probes, metrics, the API description and the developer console's page and files
 # (everything the console calls needs a token; console_token exists only in development mode).
 PUBLIC_ROUTES = frozenset(
-    {"healthz", "readyz", "metrics", "openapi", "docs", "console", "console_static", "console_token"}
+    {"healthz", "readyz", "metrics", "openapi", "asyncapi", "docs", "console", "console_static", "console_token"}
 )
