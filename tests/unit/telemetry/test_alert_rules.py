@@ -102,3 +102,12 @@ def test_every_metric_the_dashboard_queries_is_exported() -> None:
     used = {name for panel in dashboard["panels"] for t in panel["targets"] for name in metric_names(t["expr"])}
     assert "genesis_relay_publish_seconds_bucket" in used
     assert used - _exported() - SCRAPE_SERIES == set()
+
+
+def test_every_alert_says_where_its_runbook_is() -> None:
+    operations = (DEPLOY.parent / "docs" / "operations.md").read_text()
+    groups = yaml.safe_load((PROMETHEUS / "alerts.yml").read_text())["groups"]
+    for rule in (rule for group in groups for rule in group["rules"]):
+        assert rule["annotations"]["runbook"] == "docs/operations.md#alerts", rule["alert"]
+        assert f"`{rule['alert']}`" in operations, f"docs/operations.md does not say what to do about {rule['alert']}"
+    assert "\n## Alerts\n" in operations
