@@ -69,18 +69,18 @@ def _payload_models() -> list[type[pydantic.BaseModel]]:
     ]
 
 
-def _headers(event_type: str, source: str) -> Schema:
+def _headers(source: str) -> Schema:
     """The record's headers as genesis_event_headers builds them (Kafka header values are bytes: UTF-8 here)."""
     optional_uuid = {"type": "string", "pattern": "^$|" + UUID["pattern"], "description": "empty when there is none"}
     properties: Schema = {
         "event_id": {**UUID, "description": "Dedupe on it (= ce_id)"},
-        "event_type": {"const": event_type},
+        "event_type": {"type": "string", "pattern": events.EVENT_TYPE_PATTERN},
         "correlation_id": {**UUID, "description": "The command that caused the event"},
         "causation_id": {**optional_uuid, "description": "The session's previous event; empty for its first"},
         "ce_specversion": {"const": "1.0", "description": "CloudEvents 1.0, Kafka protocol binding, binary mode"},
         "ce_id": {**UUID, "description": "= event_id"},
         "ce_source": {"type": "string", "default": source, "description": "CLOUDEVENTS_SOURCE"},
-        "ce_type": {"const": event_type},
+        "ce_type": {"type": "string", "description": "= event_type"},
         "ce_subject": {**UUID, "description": "The session id (= the record key)"},
         "ce_time": {
             "type": "string",
@@ -149,7 +149,11 @@ def document(topic: str = _DEFAULTS.kafka_topic, source: str = _DEFAULTS.cloudev
             "summary": how,
             "contentType": "application/json",
             "correlationId": {"location": "$message.header#/correlation_id"},
-            "headers": _headers(event_type, source),
+            "headers": {
+                "type": "object",
+                "allOf": [_ref("RecordHeaders")],
+                "properties": {"event_type": {"const": event_type}, "ce_type": {"const": event_type}},
+            },
             "payload": {
                 "allOf": [
                     _ref("DomainEvent"),
@@ -158,7 +162,11 @@ def document(topic: str = _DEFAULTS.kafka_topic, source: str = _DEFAULTS.cloudev
             },
             "bindings": {"kafka": {"key": {**UUID, "description": "The session id"}, "bindingVersion": KAFKA_BINDING}},
         }
-    schemas: dict[str, Schema] = {"DomainEvent": _envelope(), "EventMetadata": _metadata()}
+    schemas: dict[str, Schema] = {
+        "RecordHeaders": _headers(source),
+        "DomainEvent": _envelope(),
+        "EventMetadata": _metadata(),
+    }
     for model in _payload_models():
         schema = model.model_json_schema()
         schema.pop("title", None)

@@ -39,8 +39,7 @@ def test_every_event_type_the_sql_functions_record_has_a_message_and_no_other() 
 def test_the_served_channel_follows_the_settings() -> None:
     doc = asyncapi.document("agents-topic", "/elsewhere")
     assert doc["channels"][asyncapi.CHANNEL]["address"] == "agents-topic"
-    created = doc["components"]["messages"]["Genesis.Session.Created"]
-    assert created["headers"]["properties"]["ce_source"]["default"] == "/elsewhere"
+    assert doc["components"]["schemas"]["RecordHeaders"]["properties"]["ce_source"]["default"] == "/elsewhere"
 
 
 def _validate_with_the_parser(path: Path) -> subprocess.CompletedProcess[str]:

@@ -25,5 +25,4 @@ async def test_it_names_the_configured_topic_and_source(settings: Settings, aioh
     doc = await (await client.get("/asyncapi.json")).json()
     channel = doc["channels"][asyncapi.CHANNEL]
     assert channel["address"] == channel["bindings"]["kafka"]["topic"] == "genesis.events.v1"
-    headers = doc["components"]["messages"]["Genesis.Session.StageConfirmed"]["headers"]
-    assert headers["properties"]["ce_source"]["default"] == "/novels/genesis"
+    assert doc["components"]["schemas"]["RecordHeaders"]["properties"]["ce_source"]["default"] == "/novels/genesis"
