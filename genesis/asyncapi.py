@@ -38,21 +38,21 @@ def _ref(name: str) -> Schema:
     return {"$ref": f"#/components/schemas/{name}"}
 
 
-def message_schemas() -> dict[str, tuple[str, Schema, str]]:
-    """Event type → (payload schema name, payload schema, how the event comes about), catalogue events first."""
-    found: dict[str, tuple[str, Schema, str]] = {}
+def _messages() -> dict[str, tuple[Schema, str]]:
+    """Event type → (its payload's schema, how the event comes about), the catalogue's events first."""
+    found: dict[str, tuple[Schema, str]] = {}
     settled = events.CommandSettled.__name__
     for row in command_catalogue():
         command = str(row["command_type"])
         model = events.COMMAND_EVENT_PAYLOADS.get(command, commands.PAYLOADS[command])
         mode = "async: answered 202, settled later by an agent" if row["is_async"] else "sync: answered 200"
-        found[str(row["event_type"])] = (model.__name__, _ref(model.__name__), f"{command} was recorded ({mode}).")
+        found[str(row["event_type"])] = (_ref(model.__name__), f"{command} was recorded ({mode}).")
         for column, outcome in (("completed_event", "COMPLETED"), ("failed_event", "FAILED")):
             if row[column] is not None:
                 schema = {"allOf": [_ref(settled), {"properties": {"command_type": {"const": command}}}]}
-                found[str(row[column])] = (settled, schema, f"An agent settled {command} as {outcome}.")
+                found[str(row[column])] = (schema, f"An agent settled {command} as {outcome}.")
     for event_type, model in events.SESSION_EVENTS.items():
-        found[event_type] = (model.__name__, _ref(model.__name__), _doc(model))
+        found[event_type] = (_ref(model.__name__), _doc(model))
     return found
 
 
@@ -142,7 +142,7 @@ def _metadata() -> Schema:
 @functools.cache
 def document(topic: str = _DEFAULTS.kafka_topic, source: str = _DEFAULTS.cloudevents_source) -> dict[str, Any]:
     messages: dict[str, Any] = {}
-    for event_type, (_name, payload, how) in message_schemas().items():
+    for event_type, (payload, how) in _messages().items():
         messages[event_type] = {
             "name": event_type,
             "title": event_type,
