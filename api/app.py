@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from api import console, docs, events, health, metrics, openapi, sessions, state, stream_tokens, tasks
+from api import asyncapi, console, docs, events, health, metrics, openapi, sessions, state, stream_tokens, tasks
 from api.cors import cors_headers, cors_middleware
 from api.live import EVENTS_CHANNEL, PROGRESS_CHANNEL, EventHub
 from api.middlewares import auth_middleware, error_middleware, request_id_header, request_id_middleware
@@ -55,6 +55,7 @@ def create_app(settings: Settings) -> web.Application:
     app.router.add_routes(tasks.routes)
     app.router.add_routes(openapi.routes)
     app.router.add_routes(docs.routes)
+    app.router.add_routes(asyncapi.routes)  # what agents consume from the topic
     console.setup(app, settings)  # the page; its dev-only token route only when settings.dev
     app.on_cleanup.append(_close_verifier)
     app.cleanup_ctx.append(_database)

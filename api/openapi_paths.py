@@ -332,6 +332,14 @@ def service() -> dict[str, Any]:
                 "responses": {"200": json({"type": "object"}, "The OpenAPI document")},
             }
         },
+        "/asyncapi.json": {
+            "get": {
+                "operationId": "asyncapi",
+                "tags": ["Service"],
+                "summary": "The AsyncAPI 3.0 description of the Kafka topic agents consume",
+                "responses": {"200": json({"type": "object"}, "The AsyncAPI 3.0 document")},
+            }
+        },
         "/docs": page("docs", "This document, rendered (Swagger UI)", "text/html"),
         "/docs/static/{name}": {
             "get": {

@@ -32,5 +32,16 @@ REQUEST_ID = web.RequestKey("request_id", str)
 # Routes anyone may call: probes, metrics, the API description and the developer console's page and files
 # (everything the console calls needs a token; console_token exists only in development mode).
 PUBLIC_ROUTES = frozenset(
-    {"healthz", "readyz", "metrics", "openapi", "docs", "docs_static", "console", "console_static", "console_token"}
+    {
+        "healthz",
+        "readyz",
+        "metrics",
+        "openapi",
+        "asyncapi",
+        "docs",
+        "docs_static",
+        "console",
+        "console_static",
+        "console_token",
+    }
 )

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping
 
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import REGISTRY, Counter, Gauge, Histogram
 
 from genesis.telemetry.metric_names import LATENCY_BUCKETS, OUTBOX_GAUGES
 
@@ -28,3 +29,10 @@ OUTBOX: dict[str, Gauge] = {g.column: Gauge(g.name, g.documentation) for g in OU
 def record_stats(row: Mapping[str, float]) -> None:
     for column, gauge in OUTBOX.items():
         gauge.set(row[column])
+
+
+def without_listener() -> None:
+    """A poll-only relay (RELAY_LISTEN=false) has no listener, so it exports no genesis_relay_listener_up: a 0
+    would read as a listener down (deploy/prometheus/alerts.yml)."""
+    with contextlib.suppress(KeyError):  # already gone
+        REGISTRY.unregister(LISTENER_UP)

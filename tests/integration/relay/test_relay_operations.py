@@ -115,3 +115,10 @@ async def test_outbox_commands_for_operators(rig: Rig) -> None:
     code, _, err = await rig.cli("outbox", "prune", "--older-than", "soon")
     assert code == 2
     assert "invalid duration" in err
+
+
+async def test_a_poll_only_relay_exports_no_listener_gauge_for_alerts_to_misread(rig: Rig) -> None:
+    relay = await rig.start_relay(RELAY_LISTEN="false")
+    _, text = await relay.http("/metrics")
+    assert "genesis_relay_broker_up 1.0" in text
+    assert "genesis_relay_listener_up" not in text  # a 0 here would fire GenesisRelayListenerDown forever
