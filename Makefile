@@ -7,7 +7,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: run test lint typecheck pytest bench-api bench-peers bench-relay bench-sse install clean
+.PHONY: run test lint typecheck pytest bench-api bench-peers bench-relay bench-sse install clean client-types
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -32,6 +32,13 @@ typecheck: $(STAMP)
 
 pytest: $(STAMP)
 	$(BIN)/pytest --cov --cov-report=term $(PYTEST_ARGS)
+
+# The TypeScript client's types, regenerated from the API's OpenAPI document (no server needed); commit the result.
+client-types: $(STAMP)
+	$(BIN)/python -c 'import json, sys; from api.openapi import document; json.dump(document(), sys.stdout)' \
+		> $(VENV)/openapi.json
+	cd clients/typescript && npm ci --no-audit --no-fund --silent \
+		&& GENESIS_OPENAPI=$(CURDIR)/$(VENV)/openapi.json npm run generate
 
 bench-api: $(STAMP)
 	$(BIN)/python -m tests.benchmarks.bench_api

@@ -55,8 +55,8 @@ async def test_the_committed_types_are_those_of_the_live_document(
     assert result.returncode == 0, result.stdout + result.stderr
     committed = (CLIENT / "src" / "schema.ts").read_text()
     assert generated.read_text() == committed, (
-        "clients/typescript/src/schema.ts is not what the API's document generates: with `make run` up, "
-        "run `npm run generate` in clients/typescript and commit the result"
+        "clients/typescript/src/schema.ts is not what the API's document generates: run `make client-types` "
+        "and commit the result"
     )
 
 
