@@ -6,6 +6,7 @@ import dataclasses
 import os
 from collections.abc import Callable, Mapping
 from typing import TypeVar
+from urllib.parse import urlsplit
 
 T = TypeVar("T")
 
@@ -66,7 +67,7 @@ class Settings:
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         e = os.environ if env is None else env
         d = cls()
-        database_url = _get(e, "DATABASE_URL", str, d.database_url)
+        database_url = _get(e, "DATABASE_URL", _postgres_url, d.database_url)
         algorithms = _get(e, "JWT_ALGORITHMS", _csv, d.jwt_algorithms)
         bad = [a for a in algorithms if a not in _ALGORITHMS]
         if bad or not algorithms:
@@ -76,7 +77,7 @@ class Settings:
             raise SettingsError(f"LOG_LEVEL: expected DEBUG, INFO, WARNING or ERROR, got {log_level!r}")
         return cls(
             database_url=database_url,
-            listen_database_url=_get(e, "LISTEN_DATABASE_URL", str, database_url),
+            listen_database_url=_get(e, "LISTEN_DATABASE_URL", _postgres_url, database_url),
             kafka_bootstrap_servers=_get(e, "KAFKA_BOOTSTRAP_SERVERS", str, d.kafka_bootstrap_servers),
             kafka_topic=_get(e, "KAFKA_TOPIC", _nonempty, d.kafka_topic),
             kafka_enable_idempotence=_get(e, "KAFKA_ENABLE_IDEMPOTENCE", _auto_bool, d.kafka_enable_idempotence),
@@ -169,6 +170,13 @@ def _get(env: Mapping[str, str], name: str, parse: Callable[[str], T], default: 
 
 
 def _nonempty(raw: str) -> str:
+    return raw
+
+
+def _postgres_url(raw: str) -> str:
+    # urlsplit refuses a malformed host ("[bad"); asyncpg would say the same later, in a traceback.
+    if urlsplit(raw).scheme not in ("postgresql", "postgres"):
+        raise ValueError("expected a postgresql:// URL")
     return raw
 
 
