@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
+from collections.abc import Sequence
 from typing import Any
 
 import asyncpg
@@ -47,8 +49,11 @@ class BrokerWatch:
             await stopped_within(stop, BROKER_CHECK_INTERVAL)
 
 
-async def run_relay(settings: Settings, stop: asyncio.Event) -> None:
-    """Runs until `stop` is set: finishes the batch in flight, flushes the producer, returns."""
+async def run_relay(settings: Settings, stop: asyncio.Event, *, metrics_sockets: Sequence[socket.socket] = ()) -> None:
+    """Runs until `stop` is set: finishes the batch in flight, flushes the producer, returns.
+
+    Its metrics are served on `metrics_sockets` when given (bound by `genesis relay` before it starts), else on
+    API_HOST:RELAY_METRICS_PORT."""
     decided = await decide_idempotence(settings, stop)  # KAFKA_ENABLE_IDEMPOTENCE=auto asks the broker
     if decided is None:
         return
@@ -86,7 +91,7 @@ async def run_relay(settings: Settings, stop: asyncio.Event) -> None:
                 application_name="genesis-relay-listener",
             )
         broker = BrokerWatch(publisher)
-        metrics_site = await _serve_metrics(settings, listener, worker, broker)
+        metrics_site = await _serve_metrics(settings, listener, worker, broker, metrics_sockets)
         # Read at scrape time, so the gauges never lag what /readyz says.
         metrics.BROKER_UP.set_function(lambda: float(broker.answers and worker.broker_up))
         if listener is not None:
@@ -150,7 +155,11 @@ async def _sweep(pool: asyncpg.Pool[Any], settings: Settings, stop: asyncio.Even
 
 
 async def _serve_metrics(
-    settings: Settings, listener: Listener | None, worker: RelayWorker, broker: BrokerWatch
+    settings: Settings,
+    listener: Listener | None,
+    worker: RelayWorker,
+    broker: BrokerWatch,
+    sockets: Sequence[socket.socket],
 ) -> web.AppRunner:
     async def metrics_view(request: web.Request) -> web.Response:
         return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
@@ -171,6 +180,7 @@ async def _serve_metrics(
     app.router.add_get("/healthz", healthz)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
-    site = web.TCPSite(runner, settings.api_host, settings.relay_metrics_port)
-    await site.start()
+    sites: list[web.BaseSite] = [web.SockSite(runner, sock) for sock in sockets]
+    for site in sites or [web.TCPSite(runner, settings.api_host, settings.relay_metrics_port)]:
+        await site.start()
     return runner

@@ -159,17 +159,19 @@ def _migrate(args: argparse.Namespace, settings: Settings) -> int:
 
 def _api(args: argparse.Namespace, settings: Settings) -> int:
     settings.require("database_url")
-    from genesis.cli.runner import run_services, serve_api
+    from genesis.cli.runner import api_sockets, run_services, serve_api
 
-    return run_services([lambda stop: serve_api(settings, stop)])
+    sockets = api_sockets(settings)
+    return run_services([lambda stop: serve_api(settings, stop, sockets)])
 
 
 def _relay(args: argparse.Namespace, settings: Settings) -> int:
     settings.require("database_url", "kafka_bootstrap_servers")
     settings.require_relay_lease()
-    from genesis.cli.runner import run_services, serve_relay
+    from genesis.cli.runner import relay_sockets, run_services, serve_relay
 
-    return run_services([lambda stop: serve_relay(settings, stop)])
+    sockets = relay_sockets(settings)
+    return run_services([lambda stop: serve_relay(settings, stop, sockets)])
 
 
 def _dev(args: argparse.Namespace, settings: Settings) -> int:
