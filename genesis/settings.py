@@ -36,6 +36,7 @@ class Settings:
     api_header_timeout: float = 30.0  # a request head must be complete within this long (slowloris)
     api_keepalive_timeout: float = 75.0  # an idle keep-alive connection is closed after this long
     db_pool_max: int = 8  # more connections than a few per database core only adds contention
+    db_statement_cache_size: int = 100  # asyncpg's prepared statements per connection; 0: none (PgBouncer < 1.21)
     relay_poll_interval: float = 5.0
     relay_batch_size: int = 100
     relay_max_retries: int = 3
@@ -97,6 +98,7 @@ class Settings:
             api_header_timeout=_get(e, "API_HEADER_TIMEOUT", _positive_float, d.api_header_timeout),
             api_keepalive_timeout=_get(e, "API_KEEPALIVE_TIMEOUT", _positive_float, d.api_keepalive_timeout),
             db_pool_max=_get(e, "DB_POOL_MAX", _positive_int, d.db_pool_max),
+            db_statement_cache_size=_get(e, "DB_STATEMENT_CACHE_SIZE", _natural_int, d.db_statement_cache_size),
             relay_poll_interval=_get(e, "RELAY_POLL_INTERVAL", _positive_float, d.relay_poll_interval),
             relay_batch_size=_get(e, "RELAY_BATCH_SIZE", _positive_int, d.relay_batch_size),
             relay_max_retries=_get(e, "RELAY_MAX_RETRIES", _natural_int, d.relay_max_retries),

@@ -58,7 +58,7 @@ async def run_relay(settings: Settings, stop: asyncio.Event, *, metrics_sockets:
     if decided is None:
         return
     settings = decided
-    # READ COMMITTED: the SKIP LOCKED claims and token-fenced updates re-check a row another relay
+    # READ COMMITTED (the pool's): the SKIP LOCKED claims and token-fenced updates re-check a row another relay
     # changed meanwhile; at REPEATABLE READ they would fail with a serialization error instead.
     pool = await db.create_pool(
         settings.database_url,
@@ -66,7 +66,7 @@ async def run_relay(settings: Settings, stop: asyncio.Event, *, metrics_sockets:
         kafka_topic=settings.kafka_topic,
         cloudevents_source=settings.cloudevents_source,
         max_size=3,
-        isolation="read_committed",
+        statement_cache_size=settings.db_statement_cache_size,
     )
     publisher = publisher_for(settings, timeout=settings.relay_publish_timeout)
     try:
@@ -104,6 +104,7 @@ async def run_relay(settings: Settings, stop: asyncio.Event, *, metrics_sockets:
         gauges = OutboxGauges(
             settings.database_url,
             application_name="genesis-relay-metrics",
+            statement_cache_size=settings.db_statement_cache_size,
             interval=min(STATS_INTERVAL, settings.metrics_refresh_interval),
             on_refresh=metrics.record_stats,
         )

@@ -199,7 +199,9 @@ def _outbox(settings: Settings, work: Callable[[Any], Awaitable[Any]]) -> Any:
     settings.require("database_url")
 
     async def run() -> Any:
-        conn = await db.connect(settings.database_url, application_name="genesis-cli")
+        conn = await db.connect(
+            settings.database_url, application_name="genesis-cli", statement_cache_size=settings.db_statement_cache_size
+        )
         try:
             with db.refusals():
                 return await work(conn)

@@ -76,6 +76,8 @@ def test_listen_database_url_can_differ() -> None:
         ("DATABASE_URL", "postgresql://[db/genesis"),
         ("LISTEN_DATABASE_URL", "db:5432"),
         ("DB_POOL_MAX", "0"),
+        ("DB_STATEMENT_CACHE_SIZE", "-1"),
+        ("DB_STATEMENT_CACHE_SIZE", "off"),
         ("DB_POOL_MAX", "2.5"),
         ("RELAY_POLL_INTERVAL", "soon"),
         ("RELAY_POLL_INTERVAL", "0"),
