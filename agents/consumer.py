@@ -21,6 +21,10 @@ What a handler raises decides the record's fate:
   the token) and the record comes again;
 - anything else is a failure of the task: it is completed FAILED with the error, and the record is done.
 
+A record that cannot be read as a Genesis event (a tombstone, foreign or truncated JSON, bytes that are not UTF-8)
+is logged with where it lies, counted (`counts["unreadable"]`, `genesis_agent_unreadable_records_total`) and
+committed past: it never stops this agent, or the group on every restart.
+
 Stopping (`stop` set, e.g. by SIGTERM): the handler at work is given `shutdown_grace` seconds to finish, its
 offset is committed, and `run` returns; a handler still running after that is cancelled and left uncommitted.
 """
@@ -38,6 +42,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError
+from prometheus_client import Counter
 
 from agents.task_client import TaskClient
 from genesis import errors
@@ -49,6 +54,16 @@ ANY_EVENT = "*"  # the handler of every event type that has none of its own
 SETTLED = (errors.CommandNotPending, errors.CommandNotFound)
 # No task can succeed while these hold (the API out of reach, the token refused): stop, uncommitted.
 STOPS = (errors.Unavailable, errors.Unauthorized, errors.Forbidden)
+UNREADABLE = Counter(
+    "genesis_agent_unreadable_records_total",
+    "Records an agent could not read as a Genesis event (tombstone, foreign JSON, not UTF-8), skipped",
+    ["group"],
+)
+EVENT_FIELDS = ("event_id", "event_type", "aggregate_id")  # what every Genesis event carries, as strings
+
+
+class UnreadableRecordError(ValueError):
+    """A record that is not a Genesis event: its value is no JSON object with the event's fields."""
 
 
 @dataclass(frozen=True)
@@ -65,24 +80,42 @@ class Event:
     offset: int
 
     @classmethod
-    def from_record(cls, headers: Iterable[tuple[str, bytes]], value: bytes, partition: int, offset: int) -> Event:
-        event = json.loads(value)
+    def from_record(
+        cls, headers: Iterable[tuple[str, bytes | None]], value: bytes | None, partition: int, offset: int
+    ) -> Event:
+        """The event a record carries; UnreadableRecordError when it carries none."""
+        if value is None:
+            raise UnreadableRecordError("a tombstone (no value)")
+        try:
+            event = json.loads(value)
+        except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
+            raise UnreadableRecordError(f"not JSON: {type(exc).__name__}: {str(exc)[:200]}") from None
+        if not isinstance(event, dict):
+            raise UnreadableRecordError(f"a JSON {type(event).__name__}, not an event object")
+        missing = [name for name in EVENT_FIELDS if not isinstance(event.get(name), str) or not event[name]]
+        payload = event.get("payload") or {}
+        if missing or not isinstance(payload, dict):
+            raise UnreadableRecordError(f"not a Genesis event: {', '.join(missing) or 'payload'} missing or malformed")
         return cls(
-            event_id=header(headers, "event_id") or str(event["event_id"]),
-            event_type=str(event["event_type"]),
-            session_id=str(event["aggregate_id"]),
+            event_id=header(headers, "event_id") or event["event_id"],
+            event_type=event["event_type"],
+            session_id=event["aggregate_id"],
             command_id=str(event.get("correlation_id") or ""),
-            payload=event.get("payload") or {},
+            payload=payload,
             value=event,
             partition=partition,
             offset=offset,
         )
 
 
-def header(headers: Iterable[tuple[str, bytes]], name: str) -> str | None:
+def header(headers: Iterable[tuple[str, bytes | None]], name: str) -> str | None:
+    """The header's text; None when it is absent, null or not UTF-8 (the event's own field is then used)."""
     for key, value in headers:
-        if key == name:
-            return value.decode()
+        if key == name and value is not None:
+            try:
+                return value.decode()
+            except UnicodeDecodeError:
+                return None
     return None
 
 
@@ -150,7 +183,9 @@ class Agent:
         self.poll_ms = poll_ms
         self.consumer_options = consumer_options
         self.handlers: dict[str, Handler] = {}
-        self.counts: dict[str, int] = {"handled": 0, "duplicate": 0, "skipped": 0, "settled": 0, "failed": 0}
+        self.counts: dict[str, int] = dict.fromkeys(
+            ("handled", "duplicate", "skipped", "settled", "failed", "unreadable"), 0
+        )
 
     def handler(self, event_type: str) -> Callable[[Handler], Handler]:
         """Registers the decorated coroutine function as the handler of `event_type` (or of ANY_EVENT)."""
@@ -178,11 +213,17 @@ class Agent:
                 batches = await consumer.getmany(timeout_ms=self.poll_ms)
                 for tp, records in batches.items():
                     for record in records:
-                        event = Event.from_record(record.headers or (), record.value, record.partition, record.offset)
                         try:
-                            await self._handle(event, stop)
-                        except _HandlerAbandonedError:
-                            return  # uncommitted: the group gets it again
+                            event = Event.from_record(
+                                record.headers or (), record.value, record.partition, record.offset
+                            )
+                        except UnreadableRecordError as exc:
+                            self._unreadable(tp, record.offset, exc)  # and committed past, below
+                        else:
+                            try:
+                                await self._handle(event, stop)
+                            except _HandlerAbandonedError:
+                                return  # uncommitted: the group gets it again
                         try:
                             await consumer.commit({TopicPartition(tp.topic, tp.partition): record.offset + 1})
                         except KafkaError as exc:
@@ -195,6 +236,12 @@ class Agent:
             with contextlib.suppress(Exception):
                 await consumer.stop()
             log.info("agent stopped: %s", self.counts)
+
+    def _unreadable(self, tp: TopicPartition, offset: int, exc: UnreadableRecordError) -> None:
+        self.counts["unreadable"] += 1
+        UNREADABLE.labels(self.group).inc()
+        where = {"topic": tp.topic, "partition": tp.partition, "offset": offset, "reason": str(exc)}
+        log.warning("unreadable record skipped: %s", exc, extra={"fields": where})
 
     async def _handle(self, event: Event, stop: asyncio.Event) -> None:
         handler = self.handlers.get(event.event_type) or self.handlers.get(ANY_EVENT)

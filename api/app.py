@@ -76,6 +76,7 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
         kafka_topic=settings.kafka_topic,
         cloudevents_source=settings.cloudevents_source,
         max_size=settings.db_pool_max,
+        statement_cache_size=settings.db_statement_cache_size,
     )
     yield
     await app[state.POOL].close()

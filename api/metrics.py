@@ -132,6 +132,7 @@ async def outbox_gauges(app: web.Application) -> AsyncIterator[None]:
     gauges = app[state.OUTBOX_GAUGES] = OutboxGauges(
         settings.database_url,
         application_name="genesis-api-metrics",
+        statement_cache_size=settings.db_statement_cache_size,
         interval=settings.metrics_refresh_interval,
         on_error=STATS_ERRORS.inc,
     )

@@ -1,54 +1,165 @@
-"""The HTTP server around the app: header limits and connection timeouts against stalled or hostile clients.
+"""The HTTP server around the app: header limits, a head timeout and aiohttp's own error answers, against stalled or
+hostile clients.
 
-aiohttp has a keep-alive timeout but no deadline for a request head: a client that sends half a head and then
-trickles (slowloris) holds its connection for as long as the keep-alive timeout, an hour by default. The runner
-below gives every connection's protocol a head timer: it starts with the first byte of a head and closes the
-connection unless the head is complete within API_HEADER_TIMEOUT. It builds on aiohttp 3.14's RequestHandler
-internals (`_messages`, `_request_in_progress`, `Server._kwargs`): tests/integration/api/test_connections.py, against
-the real `genesis api`, fails if an aiohttp release changes them.
+aiohttp has a keep-alive timeout but no deadline for a request head: a client that connects and says nothing, or
+sends half a head and then trickles (slowloris), holds its connection for as long as the keep-alive timeout. The
+protocol below gives every connection a head timer: it runs from the moment the connection is made, from the first
+byte of every later head, and from the end of a request when bytes of the next head already wait (pipelining), and
+it closes the connection unless the head is complete within API_HEADER_TIMEOUT. An idle keep-alive connection, with
+nothing of a next head, stays the keep-alive timeout's business.
+
+A request aiohttp cannot parse (a header over 16 KiB among them) is answered by the protocol, not the app: here in
+the service's JSON error shape too, not aiohttp's text/plain.
+
+This builds on aiohttp 3.14's RequestHandler internals (`_messages`, `_request_in_progress`, `_handle_request`,
+`Server._kwargs`): tests/integration/api/test_connections.py, against the real `genesis api`, fails if an aiohttp
+release changes them.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from aiohttp import web, web_protocol
-from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.http_exceptions import HttpProcessingError, LineTooLong
+from aiohttp.http_parser import RawRequestMessage
 
 from api.metrics import MALFORMED_REQUESTS
+from genesis import errors
 from genesis.settings import Settings
 
-# Header lines up to 16 KiB reach the app, so an oversized Idempotency-Key or token is refused in JSON;
-# beyond that aiohttp's own 400 answers.
+# Header lines up to 16 KiB reach the app, so an oversized Idempotency-Key or token is refused there with its name;
+# beyond that the parser refuses the request (bounded memory) and the protocol answers HEADER_TOO_LARGE.
 MAX_FIELD_SIZE = 16 * 1024
 MAX_LINE_SIZE = 16 * 1024
+HEAD_END = b"\r\n\r\n"
 
 
-class _HeadTimedHandler(web_protocol.RequestHandler):
-    """A RequestHandler that closes its connection when a request head stays incomplete for too long."""
+class _Framing:
+    """Where a connection's bytes stand between requests: whether bytes of a next head have arrived. llhttp keeps
+    that to itself, so this follows the same framing from the heads the parser returns (a head ends at its blank
+    line, a body is Content-Length bytes). A framing it does not follow (chunked, upgrade, a parse error) makes it
+    `lost`: the protocol then falls back to timing from the first byte that arrives while it waits for a head."""
 
-    __slots__ = ("_head_timer", "header_timeout")  # no __dict__ per connection: 10,000 streams are 10,000 of these
+    __slots__ = ("body_left", "carry", "in_head", "lost")
+
+    def __init__(self) -> None:
+        self.body_left = 0  # body bytes of the last complete head still to come
+        self.in_head = False  # bytes of a head without its blank line yet
+        self.carry = b""  # that partial head's last 3 bytes: its blank line may straddle two reads
+        self.lost = False
+
+    def feed(self, data: bytes, heads: Sequence[object]) -> None:
+        """`heads`: what the parser completed from `data`, in order."""
+        if self.lost:
+            return
+        pos = 0
+        for head in heads:
+            pos = self._after_body(data, pos)
+            end = self._head_end(data, pos)
+            length = _body_length(head)
+            if end is None or length is None:
+                self.lost = True
+                return
+            pos, self.in_head, self.carry, self.body_left = end, False, b"", length
+        pos = self._after_body(data, pos)
+        if pos < len(data):
+            self.in_head = True
+            self.carry = (self.carry + data[max(pos, len(data) - 3) :])[-3:]
+
+    def _after_body(self, data: bytes, pos: int) -> int:
+        skipped = min(self.body_left, len(data) - pos)
+        self.body_left -= skipped
+        pos += skipped
+        if not self.in_head:  # llhttp skips blank lines between requests
+            while pos < len(data) and data[pos] in b"\r\n":
+                pos += 1
+        return pos
+
+    def _head_end(self, data: bytes, pos: int) -> int | None:
+        """Where the head that is in progress at `pos` ends (after its blank line), or None if not in `data`."""
+        if self.carry:
+            straddling = (self.carry + data[pos : pos + 3]).find(HEAD_END)
+            if straddling >= 0:
+                return pos + straddling + len(HEAD_END) - len(self.carry)
+        found = data.find(HEAD_END, pos)
+        return None if found < 0 else found + len(HEAD_END)
+
+
+def _body_length(head: object) -> int | None:
+    """Wire bytes of a request's body, None for a framing not followed (or a refused request)."""
+    if not isinstance(head, RawRequestMessage) or head.chunked or head.upgrade:
+        return None
+    length = head.headers.get("Content-Length")
+    return int(length) if length is not None else 0
+
+
+class _GuardedHandler(web_protocol.RequestHandler):
+    """A RequestHandler with a head timer, and aiohttp's own error answers in the JSON shape."""
+
+    __slots__ = ("_framing", "_head_timer", "header_timeout")  # no __dict__ per connection: 10,000 streams
 
     def __init__(self, manager: web.Server, *, header_timeout: float, **kwargs: Any) -> None:
         super().__init__(manager, **kwargs)
         self.header_timeout = header_timeout
         self._head_timer: asyncio.TimerHandle | None = None
+        self._framing = _Framing()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        self._start_head_timer()  # a connection that sends nothing waits for its first head from now on
 
     def data_received(self, data: bytes) -> None:
+        queued = len(self._messages)
         super().data_received(data)
         if self.transport is None:
             return
-        waiting_for_head = not self._messages and not self._request_in_progress
-        if not waiting_for_head:
+        self._framing.feed(data, [message for message, _ in itertools.islice(self._messages, queued, None)])
+        if not self._waiting_for_head():
             self._stop_head_timer()
-        elif self._head_timer is None:
-            self._head_timer = self._loop.call_later(self.header_timeout, self._head_timed_out)
+        elif data and (self._framing.in_head or self._framing.lost):
+            self._start_head_timer()
+
+    async def _handle_request(
+        self,
+        request: web.BaseRequest,
+        start_time: float | None,
+        request_handler: Callable[[web.BaseRequest], Awaitable[web.StreamResponse]],
+    ) -> tuple[web.StreamResponse, bool]:
+        try:
+            return await super()._handle_request(request, start_time, request_handler)
+        finally:
+            if not self._messages and self._framing.in_head:
+                self._start_head_timer()  # a pipelined head began to arrive while this request was served
 
     def connection_lost(self, exc: BaseException | None) -> None:
         self._stop_head_timer()
         super().connection_lost(exc)
+
+    def handle_error(
+        self,
+        request: web.BaseRequest,
+        status: int = 500,
+        exc: BaseException | None = None,
+        message: str | None = None,
+    ) -> web.StreamResponse:
+        """aiohttp's own answer (a request it could not parse, or an error that escaped the app's middleware), in the
+        service's shape: `{"error_code", "message"}`, application/json."""
+        super().handle_error(request, status, exc, message)  # logs it (QuietBadRequests counts it), or raises
+        response = web.json_response(_protocol_error(status, exc).body(), status=status)
+        response.force_close()
+        return response
+
+    def _waiting_for_head(self) -> bool:
+        return not self._messages and not self._request_in_progress
+
+    def _start_head_timer(self) -> None:
+        if self._head_timer is None:
+            self._head_timer = self._loop.call_later(self.header_timeout, self._head_timed_out)
 
     def _stop_head_timer(self) -> None:
         if self._head_timer is not None:
@@ -57,15 +168,27 @@ class _HeadTimedHandler(web_protocol.RequestHandler):
 
     def _head_timed_out(self) -> None:
         self._head_timer = None
-        if not self._messages and not self._request_in_progress:
+        if self._waiting_for_head():
             self.force_close()
+
+
+def _protocol_error(status: int, exc: BaseException | None) -> errors.DomainError:
+    if isinstance(exc, LineTooLong):
+        return errors.HeaderTooLarge(
+            f"A request header or the request line is over {MAX_FIELD_SIZE} bytes", limit_bytes=MAX_FIELD_SIZE
+        )
+    if status < 500:
+        # The parser's own words, first line only: the rest quotes the client's bytes back.
+        reason = exc.message if isinstance(exc, HttpProcessingError) else ""
+        return errors.DomainError(f"Malformed HTTP request: {reason.splitlines()[0][:200] if reason else status}")
+    return errors.Internal("Internal server error")
 
 
 class _Server(web.Server):
     header_timeout = 30.0
 
     def __call__(self) -> web_protocol.RequestHandler:
-        return _HeadTimedHandler(self, loop=self._loop, header_timeout=self.header_timeout, **self._kwargs)
+        return _GuardedHandler(self, loop=self._loop, header_timeout=self.header_timeout, **self._kwargs)
 
 
 class ApiRunner(web.AppRunner):

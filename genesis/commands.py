@@ -12,6 +12,19 @@ import pydantic
 
 from genesis import errors
 
+# Unicode's White_Space property, character by character: what sql/functions/genesis_is_blank.sql strips, the
+# authority for "a non-empty string" (a regex's \s or str.isspace() differ from it, and from each other).
+WHITE_SPACE = (
+    "\t\n\x0b\x0c\r \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007"
+    "\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
+)
+
+
+def is_blank(text: str) -> bool:
+    """The mirror of genesis_is_blank(text) in SQL: empty, or White_Space only."""
+    return not text.strip(WHITE_SPACE)
+
+
 Stage = Literal["CONCEPT_SELECTION", "STORY_CONCEPTION", "WORLDVIEW", "CHARACTERS", "PLOT_OUTLINE", "FINISHED"]
 
 
@@ -37,8 +50,15 @@ class SubmitFeedback(_Payload):
         json_schema_extra={"examples": [{"feedback": "Darker, please, and fewer dragons."}]}
     )
 
-    feedback: str = pydantic.Field(min_length=1, max_length=10_000, pattern=r"\S")
+    feedback: str = pydantic.Field(min_length=1, max_length=10_000)
     target: str | None = pydantic.Field(default=None, max_length=200)
+
+    @pydantic.field_validator("feedback")
+    @classmethod
+    def _not_blank(cls, feedback: str) -> str:
+        if is_blank(feedback):
+            raise ValueError("must be a non-empty string")  # SQL's words for the same rule (submit_command)
+        return feedback
 
 
 class ConfirmStage(_Payload):

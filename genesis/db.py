@@ -7,15 +7,16 @@ import contextlib
 import json
 import random
 from collections.abc import Awaitable, Callable, Iterator
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
 
 import asyncpg
 
 from genesis import errors
+from genesis.settings import SettingsError
 from genesis.telemetry import db_spans
 
 T = TypeVar("T")
-Isolation = Literal["read_committed", "repeatable_read", "serializable"]
+STATEMENT_CACHE_SIZE = 100  # asyncpg's default; 0 for a pooler that cannot keep prepared statements (DB_…)
 
 # A conflict between two commands of one session is resolved by running the loser again;
 # with the session row locked first, one more round is almost always enough.
@@ -51,38 +52,65 @@ async def create_pool(
     cloudevents_source: str = "/infinitescribe/genesis",
     min_size: int = 1,
     max_size: int = 20,
-    isolation: Isolation = "repeatable_read",
+    statement_cache_size: int = STATEMENT_CACHE_SIZE,
 ) -> asyncpg.Pool[Any]:
     """A pool whose sessions name themselves (event metadata `source_service`), their topic and
-    their CloudEvents source (`ce_source`), which genesis_append_event reads.
+    their CloudEvents source (`ce_source`), which genesis_record_event reads.
 
-    Its sessions run at REPEATABLE READ by default, so one statement is one REPEATABLE READ
-    transaction: `call` needs one round trip where BEGIN … COMMIT would take three.
+    It sends no startup parameter a transaction pooler refuses but the two `genesis.*` ones, which PgBouncer
+    is told to ignore (docs/operations.md): its sessions then get the database defaults `genesis migrate`
+    sets, and the pool refuses to start unless those are this process's KAFKA_TOPIC and CLOUDEVENTS_SOURCE.
+    Its sessions run at the server's default isolation (READ COMMITTED), one statement one transaction.
     """
-    return await asyncpg.create_pool(
+    pool: asyncpg.Pool[Any] = await asyncpg.create_pool(
         dsn,
         min_size=min_size,
         max_size=max_size,
         init=_init_connection,
         reset=_keep_session,
+        statement_cache_size=statement_cache_size,
         server_settings={
             "application_name": application_name,
             "genesis.kafka_topic": kafka_topic,
             "genesis.cloudevents_source": cloudevents_source,
-            "default_transaction_isolation": isolation.replace("_", " "),
         },
     )
+    try:
+        await _check_session_settings(pool, KAFKA_TOPIC=kafka_topic, CLOUDEVENTS_SOURCE=cloudevents_source)
+    except BaseException:
+        await pool.close()
+        raise
+    return pool
 
 
-async def connect(dsn: str, *, application_name: str) -> asyncpg.Connection[Any]:
-    conn: asyncpg.Connection[Any] = await asyncpg.connect(dsn, server_settings={"application_name": application_name})
+async def _check_session_settings(pool: asyncpg.Pool[Any], **wanted: str) -> None:
+    """What the pool's sessions will write into events is what this process was configured with: a pooler that
+    dropped the startup parameters leaves the database defaults, which may say something else."""
+    row = await pool.fetchrow(
+        "SELECT current_setting('genesis.kafka_topic', true), current_setting('genesis.cloudevents_source', true)"
+    )
+    assert row is not None
+    for (setting, value), got in zip(wanted.items(), row.values(), strict=True):
+        if got != value:
+            raise SettingsError(
+                f"{setting} is {value!r}, but the database's sessions get {got!r}: behind a pooler that drops"
+                f" genesis.* startup parameters, run `genesis migrate` with the same {setting}"
+            )
+
+
+async def connect(
+    dsn: str, *, application_name: str, statement_cache_size: int = STATEMENT_CACHE_SIZE
+) -> asyncpg.Connection[Any]:
+    conn: asyncpg.Connection[Any] = await asyncpg.connect(
+        dsn, server_settings={"application_name": application_name}, statement_cache_size=statement_cache_size
+    )
     await _init_connection(conn)
     return conn
 
 
 async def call(pool: asyncpg.Pool[Any], query: str, *args: object) -> asyncpg.Record | None:
-    """One call of a SQL function that writes: one statement, hence one transaction (at the pool's
-    REPEATABLE READ), retried on serialization failures and deadlocks (with jitter), then SERVICE_BUSY."""
+    """One call of a SQL function that writes: one statement, hence one transaction, retried on serialization
+    failures and deadlocks (with jitter), then SERVICE_BUSY."""
     return await _retrying(query, lambda: pool.fetchrow(query, *args))
 
 

@@ -6,6 +6,7 @@ import dataclasses
 import os
 from collections.abc import Callable, Mapping
 from typing import TypeVar
+from urllib.parse import urlsplit
 
 T = TypeVar("T")
 
@@ -37,6 +38,7 @@ class Settings:
     api_header_timeout: float = 30.0  # a request head must be complete within this long (slowloris)
     api_keepalive_timeout: float = 75.0  # an idle keep-alive connection is closed after this long
     db_pool_max: int = 8  # more connections than a few per database core only adds contention
+    db_statement_cache_size: int = 100  # asyncpg's prepared statements per connection; 0: none (PgBouncer < 1.21)
     relay_poll_interval: float = 5.0
     relay_batch_size: int = 100
     relay_max_retries: int = 3
@@ -68,7 +70,7 @@ class Settings:
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         e = os.environ if env is None else env
         d = cls()
-        database_url = _get(e, "DATABASE_URL", str, d.database_url)
+        database_url = _get(e, "DATABASE_URL", _postgres_url, d.database_url)
         algorithms = _get(e, "JWT_ALGORITHMS", _csv, d.jwt_algorithms)
         bad = [a for a in algorithms if a not in _ALGORITHMS]
         if bad or not algorithms:
@@ -78,7 +80,7 @@ class Settings:
             raise SettingsError(f"LOG_LEVEL: expected DEBUG, INFO, WARNING or ERROR, got {log_level!r}")
         return cls(
             database_url=database_url,
-            listen_database_url=_get(e, "LISTEN_DATABASE_URL", str, database_url),
+            listen_database_url=_get(e, "LISTEN_DATABASE_URL", _postgres_url, database_url),
             kafka_bootstrap_servers=_get(e, "KAFKA_BOOTSTRAP_SERVERS", str, d.kafka_bootstrap_servers),
             kafka_topic=_get(e, "KAFKA_TOPIC", _nonempty, d.kafka_topic),
             kafka_enable_idempotence=_get(e, "KAFKA_ENABLE_IDEMPOTENCE", _auto_bool, d.kafka_enable_idempotence),
@@ -100,6 +102,7 @@ class Settings:
             api_header_timeout=_get(e, "API_HEADER_TIMEOUT", _positive_float, d.api_header_timeout),
             api_keepalive_timeout=_get(e, "API_KEEPALIVE_TIMEOUT", _positive_float, d.api_keepalive_timeout),
             db_pool_max=_get(e, "DB_POOL_MAX", _positive_int, d.db_pool_max),
+            db_statement_cache_size=_get(e, "DB_STATEMENT_CACHE_SIZE", _natural_int, d.db_statement_cache_size),
             relay_poll_interval=_get(e, "RELAY_POLL_INTERVAL", _positive_float, d.relay_poll_interval),
             relay_batch_size=_get(e, "RELAY_BATCH_SIZE", _positive_int, d.relay_batch_size),
             relay_max_retries=_get(e, "RELAY_MAX_RETRIES", _natural_int, d.relay_max_retries),
@@ -193,6 +196,13 @@ def _secret(env: Mapping[str, str], name: str) -> str:
 
 
 def _nonempty(raw: str) -> str:
+    return raw
+
+
+def _postgres_url(raw: str) -> str:
+    # urlsplit refuses a malformed host ("[bad"); asyncpg would say the same later, in a traceback.
+    if urlsplit(raw).scheme not in ("postgresql", "postgres"):
+        raise ValueError("expected a postgresql:// URL")
     return raw
 
 

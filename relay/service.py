@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
+from collections.abc import Sequence
 from typing import Any
 
 import asyncpg
@@ -47,13 +49,16 @@ class BrokerWatch:
             await stopped_within(stop, BROKER_CHECK_INTERVAL)
 
 
-async def run_relay(settings: Settings, stop: asyncio.Event) -> None:
-    """Runs until `stop` is set: finishes the batch in flight, flushes the producer, returns."""
+async def run_relay(settings: Settings, stop: asyncio.Event, *, metrics_sockets: Sequence[socket.socket] = ()) -> None:
+    """Runs until `stop` is set: finishes the batch in flight, flushes the producer, returns.
+
+    Its metrics are served on `metrics_sockets` when given (bound by `genesis relay` before it starts), else on
+    API_HOST:RELAY_METRICS_PORT."""
     decided = await decide_idempotence(settings, stop)  # KAFKA_ENABLE_IDEMPOTENCE=auto asks the broker
     if decided is None:
         return
     settings = decided
-    # READ COMMITTED: the SKIP LOCKED claims and token-fenced updates re-check a row another relay
+    # READ COMMITTED (the pool's): the SKIP LOCKED claims and token-fenced updates re-check a row another relay
     # changed meanwhile; at REPEATABLE READ they would fail with a serialization error instead.
     pool = await db.create_pool(
         settings.database_url,
@@ -61,7 +66,7 @@ async def run_relay(settings: Settings, stop: asyncio.Event) -> None:
         kafka_topic=settings.kafka_topic,
         cloudevents_source=settings.cloudevents_source,
         max_size=3,
-        isolation="read_committed",
+        statement_cache_size=settings.db_statement_cache_size,
     )
     publisher = publisher_for(settings, timeout=settings.relay_publish_timeout)
     try:
@@ -86,7 +91,7 @@ async def run_relay(settings: Settings, stop: asyncio.Event) -> None:
                 application_name="genesis-relay-listener",
             )
         broker = BrokerWatch(publisher)
-        metrics_site = await _serve_metrics(settings, listener, worker, broker)
+        metrics_site = await _serve_metrics(settings, listener, worker, broker, metrics_sockets)
         # Read at scrape time, so the gauges never lag what /readyz says.
         metrics.BROKER_UP.set_function(lambda: float(broker.answers and worker.broker_up))
         if listener is not None:
@@ -101,6 +106,7 @@ async def run_relay(settings: Settings, stop: asyncio.Event) -> None:
         gauges = OutboxGauges(
             settings.database_url,
             application_name="genesis-relay-metrics",
+            statement_cache_size=settings.db_statement_cache_size,
             interval=min(STATS_INTERVAL, settings.metrics_refresh_interval),
             on_refresh=metrics.record_stats,
         )
@@ -152,7 +158,11 @@ async def _sweep(pool: asyncpg.Pool[Any], settings: Settings, stop: asyncio.Even
 
 
 async def _serve_metrics(
-    settings: Settings, listener: Listener | None, worker: RelayWorker, broker: BrokerWatch
+    settings: Settings,
+    listener: Listener | None,
+    worker: RelayWorker,
+    broker: BrokerWatch,
+    sockets: Sequence[socket.socket],
 ) -> web.AppRunner:
     async def metrics_view(request: web.Request) -> web.Response:
         return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
@@ -173,6 +183,7 @@ async def _serve_metrics(
     app.router.add_get("/healthz", healthz)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
-    site = web.TCPSite(runner, settings.api_host, settings.relay_metrics_port)
-    await site.start()
+    sites: list[web.BaseSite] = [web.SockSite(runner, sock) for sock in sockets]
+    for site in sites or [web.TCPSite(runner, settings.api_host, settings.relay_metrics_port)]:
+        await site.start()
     return runner

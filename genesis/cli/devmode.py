@@ -11,8 +11,16 @@ import sys
 from pathlib import Path
 
 from genesis.auth.tokens import issue_token
-from genesis.cli import dev_env
-from genesis.cli.runner import Service, run_services, serve_api, serve_dev_agent, serve_relay
+from genesis.cli import dev_env, ports
+from genesis.cli.runner import (
+    Service,
+    api_sockets,
+    relay_sockets,
+    run_services,
+    serve_api,
+    serve_dev_agent,
+    serve_relay,
+)
 from genesis.local.services import LocalBroker, LocalPostgres, default_state_dir
 from genesis.migrate import migrate
 from genesis.settings import Settings
@@ -22,7 +30,15 @@ from genesis.telemetry import tracing
 def run_dev(settings: Settings) -> int:
     """Starts what is missing, runs the services until Ctrl-C, and stops what it started, whatever happened
     meanwhile: the local PostgreSQL and broker run in sessions of their own (a terminal's Ctrl-C does not reach
-    them), so if this process did not stop them nothing would."""
+    them), so if this process did not stop them nothing would.
+
+    The ports come first: one that is taken stops it before anything starts or the welcome says it runs."""
+    sockets = api_sockets(settings)
+    try:
+        metrics_sockets = relay_sockets(settings)
+    except BaseException:
+        ports.close(sockets)
+        raise
     state = default_state_dir()
     state.mkdir(parents=True, exist_ok=True)
     postgres = broker = None
@@ -54,8 +70,8 @@ def run_dev(settings: Settings) -> int:
         tracing.setup("genesis-dev")  # one process, one TracerProvider: API and relay spans under one name
         # One line per service; each runs until Ctrl-C (or until one fails, which stops them all).
         services: list[Service] = [
-            lambda stop: serve_api(settings, stop),
-            lambda stop: serve_relay(settings, stop),
+            lambda stop: serve_api(settings, stop, sockets),
+            lambda stop: serve_relay(settings, stop, metrics_sockets),
             lambda stop: serve_dev_agent(settings, stop),  # the development agent (CONTRACT §9)
         ]
         return run_services(services)
@@ -63,6 +79,7 @@ def run_dev(settings: Settings) -> int:
         # A second Ctrl-C must not cut the teardown short (pg_ctl, our child, inherits the ignore too).
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         dev_env.forget(state)
+        ports.close(sockets + metrics_sockets)
         if broker is not None:
             broker.stop()
         if postgres is not None:

@@ -11,7 +11,7 @@ import re
 import sys
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 from genesis import db, logs
 from genesis.errors import DomainError
@@ -32,12 +32,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (SettingsError, MigrationError, DomainError) as exc:
         print(f"genesis: {exc}", file=sys.stderr)
         return 2
+    except db.DATABASE_GONE as exc:
+        print(f"genesis: the database at DATABASE_URL does not answer: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
 
 
+class _Parser(argparse.ArgumentParser):
+    """An argument error is one line and exit status 2, as a malformed setting is (the usage is under --help)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message}\n")
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="genesis", description="Genesis command service")
+    parser = _Parser(prog="genesis", description="Genesis command service")
     parser.set_defaults(func=_by_service_type)
     sub = parser.add_subparsers(title="commands", metavar="COMMAND")
     sub.add_parser("migrate", help="apply migrations and (re)install the SQL functions").set_defaults(func=_migrate)
@@ -45,9 +55,9 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("relay", help="run one message relay replica").set_defaults(func=_relay)
     sub.add_parser("dev", help="local PostgreSQL and broker, migrate, API and relay").set_defaults(func=_dev)
     token = sub.add_parser("token", help="print a development JWT signed with JWT_SECRET")
-    token.add_argument("--user", required=True)
-    token.add_argument("--ttl", type=int, default=3600, help="seconds (default 3600)")
-    token.add_argument("--scope", default="", help="space-separated scopes, e.g. 'genesis:agent'")
+    token.add_argument("--user", required=True, type=_nonempty_text)
+    token.add_argument("--ttl", type=_ttl, default=3600, help="seconds (default 3600)")
+    token.add_argument("--scope", default="", type=_text, help="space-separated scopes, e.g. 'genesis:agent'")
     token.set_defaults(func=_token)
     agent = sub.add_parser("agent", help="run an agent: --dev, the development stand-in (GENESIS_DEV=1 only)")
     agent.add_argument("--dev", action="store_true", required=True, help="the development agent (the only one)")
@@ -62,12 +72,12 @@ def _parser() -> argparse.ArgumentParser:
     show.set_defaults(func=_outbox_show)
     requeue = outbox.add_parser("requeue", help="FAILED rows back to PENDING")
     which = requeue.add_mutually_exclusive_group(required=True)
-    which.add_argument("--id", type=int)
+    which.add_argument("--id", type=_row_id)
     which.add_argument("--all-failed", action="store_true")
     requeue.set_defaults(func=_outbox_requeue)
     discard = outbox.add_parser("discard", help="give up on one row, with a reason")
-    discard.add_argument("--id", type=int, required=True)
-    discard.add_argument("--reason", required=True)
+    discard.add_argument("--id", type=_row_id, required=True)
+    discard.add_argument("--reason", type=_text, required=True)
     discard.set_defaults(func=_outbox_discard)
     prune = outbox.add_parser("prune", help="delete SENT rows older than DURATION (e.g. 7d, 12h, 30m)")
     prune.add_argument("--older-than", type=parse_duration, required=True, metavar="DURATION")
@@ -83,12 +93,51 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+MAX_DURATION_DAYS = 36_500  # a century: far beyond any retention, far within PostgreSQL's interval
+MAX_TTL = 366 * 86_400
+MAX_ROW_ID = 2**63 - 1  # event_outbox.id is a bigint
+
+
 def parse_duration(text: str) -> float:
-    """'90', '90s', '30m', '12h', '7d' → seconds."""
+    """'90', '90s', '30m', '12h', '7d' → seconds (at most MAX_DURATION_DAYS)."""
     match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*", text)
     if not match:
         raise argparse.ArgumentTypeError(f"invalid duration {text!r}; use e.g. 45s, 30m, 12h, 7d")
-    return float(match[1]) * {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}[match[2]]
+    seconds = float(match[1]) * {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}[match[2]]
+    if seconds > MAX_DURATION_DAYS * 86400:
+        raise argparse.ArgumentTypeError(f"invalid duration {text!r}; at most {MAX_DURATION_DAYS}d")
+    return seconds
+
+
+def _bounded_int(text: str, what: str, low: int, high: int) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = low - 1  # not an integer (or thousands of digits): refused below with the same words
+    if not low <= value <= high:
+        raise argparse.ArgumentTypeError(f"invalid {what} {text[:40]!r}; expected an integer from {low} to {high}")
+    return value
+
+
+def _row_id(text: str) -> int:
+    return _bounded_int(text, "row id", 1, MAX_ROW_ID)
+
+
+def _ttl(text: str) -> int:
+    return _bounded_int(text, "number of seconds", 1, MAX_TTL)
+
+
+def _text(text: str) -> str:
+    """Text the database (and a JWT) can hold: bytes that are not UTF-8 reach argv as lone surrogates."""
+    if not db.storable_text(text):
+        raise argparse.ArgumentTypeError(f"invalid text {text[:40]!r}; not valid UTF-8")
+    return text
+
+
+def _nonempty_text(text: str) -> str:
+    if not text.strip():
+        raise argparse.ArgumentTypeError("must not be empty")
+    return _text(text)
 
 
 def _by_service_type(args: argparse.Namespace, settings: Settings) -> int:
@@ -112,17 +161,19 @@ def _api(args: argparse.Namespace, settings: Settings) -> int:
     settings.require("database_url")
     settings.require_jwt_key()
     settings.require_stream_token_key()
-    from genesis.cli.runner import run_services, serve_api
+    from genesis.cli.runner import api_sockets, run_services, serve_api
 
-    return run_services([lambda stop: serve_api(settings, stop)])
+    sockets = api_sockets(settings)
+    return run_services([lambda stop: serve_api(settings, stop, sockets)])
 
 
 def _relay(args: argparse.Namespace, settings: Settings) -> int:
     settings.require("database_url", "kafka_bootstrap_servers")
     settings.require_relay_lease()
-    from genesis.cli.runner import run_services, serve_relay
+    from genesis.cli.runner import relay_sockets, run_services, serve_relay
 
-    return run_services([lambda stop: serve_relay(settings, stop)])
+    sockets = relay_sockets(settings)
+    return run_services([lambda stop: serve_relay(settings, stop, sockets)])
 
 
 def _dev(args: argparse.Namespace, settings: Settings) -> int:
@@ -142,8 +193,6 @@ def _agent(args: argparse.Namespace, settings: Settings) -> int:
 def _token(args: argparse.Namespace, settings: Settings) -> int:
     from genesis.auth.tokens import issue_token
 
-    if args.ttl < 1:
-        raise SettingsError("--ttl must be a positive number of seconds")
     print(issue_token(settings, args.user, args.ttl, args.scope))
     return 0
 
@@ -152,7 +201,9 @@ def _outbox(settings: Settings, work: Callable[[Any], Awaitable[Any]]) -> Any:
     settings.require("database_url")
 
     async def run() -> Any:
-        conn = await db.connect(settings.database_url, application_name="genesis-cli")
+        conn = await db.connect(
+            settings.database_url, application_name="genesis-cli", statement_cache_size=settings.db_statement_cache_size
+        )
         try:
             with db.refusals():
                 return await work(conn)

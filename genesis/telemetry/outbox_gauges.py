@@ -32,12 +32,14 @@ class OutboxGauges:
         dsn: str,
         *,
         application_name: str,
+        statement_cache_size: int = db.STATEMENT_CACHE_SIZE,
         interval: float = 5.0,
         on_refresh: Callable[[Mapping[str, float]], None] = lambda _values: None,
         on_error: Callable[[], None] = lambda: None,
     ) -> None:
         self._dsn = dsn
         self._application_name = application_name
+        self._statement_cache_size = statement_cache_size
         self._interval = interval
         self._on_refresh = on_refresh
         self._on_error = on_error
@@ -56,9 +58,13 @@ class OutboxGauges:
     async def refresh(self) -> None:
         try:
             if self._conn is None or self._conn.is_closed():
-                self._conn = await db.connect(self._dsn, application_name=self._application_name)
-                await self._conn.execute(f"SET statement_timeout = {STATEMENT_TIMEOUT_MS}")
-            async with asyncio.timeout(STATEMENT_TIMEOUT_MS / 1000 * 2):
+                self._conn = await db.connect(
+                    self._dsn, application_name=self._application_name, statement_cache_size=self._statement_cache_size
+                )
+            async with asyncio.timeout(STATEMENT_TIMEOUT_MS / 1000 * 2), self._conn.transaction():
+                # SET LOCAL, not SET: behind a transaction pooler a session's SET stays on a server connection that
+                # other clients get next.
+                await self._conn.execute(f"SET LOCAL statement_timeout = {STATEMENT_TIMEOUT_MS}")
                 row = await self._conn.fetchrow("SELECT * FROM outbox_stats()")
         except (asyncpg.PostgresError, TimeoutError, *db.DATABASE_GONE) as exc:
             self.values = None  # left out rather than shown stale: an absent gauge is what alerts watch for

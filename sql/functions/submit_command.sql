@@ -65,7 +65,7 @@ BEGIN
     END IF;
     IF _rule.required_text IS NOT NULL
        AND (jsonb_typeof(_payload -> _rule.required_text) IS DISTINCT FROM 'string'
-            OR btrim(_payload ->> _rule.required_text) = '') THEN
+            OR genesis_is_blank(_payload ->> _rule.required_text)) THEN
         PERFORM genesis_refuse('GS423', format('payload.%s must be a non-empty string', _rule.required_text),
             jsonb_build_object('fields', jsonb_build_object(_rule.required_text, 'must be a non-empty string')));
     END IF;

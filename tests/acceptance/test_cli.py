@@ -69,9 +69,12 @@ def test_token_without_a_secret_or_with_a_bad_ttl_exits_2() -> None:
     assert "--ttl" in result.stderr
 
 
-@pytest.mark.parametrize(("name", "value"), [("API_PORT", "abc"), ("RELAY_BATCH_SIZE", "0"), ("LOG_LEVEL", "LOUD")])
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("API_PORT", "abc"), ("RELAY_BATCH_SIZE", "0"), ("LOG_LEVEL", "LOUD"), ("DATABASE_URL", "postgresql://[db")],
+)
 def test_a_malformed_setting_exits_2_with_one_line_naming_it(name: str, value: str) -> None:
-    result = _run("migrate", DATABASE_URL="postgresql://127.0.0.1:1/x", **{name: value})
+    result = _run("migrate", **{"DATABASE_URL": "postgresql://127.0.0.1:1/x", name: value})
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
@@ -86,6 +89,45 @@ def test_api_with_a_public_key_and_no_stream_token_secret_exits_2_naming_it() ->
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
     assert lines[0].startswith("genesis: STREAM_TOKEN_SECRET is required with JWT_PUBLIC_KEY or JWT_JWKS_URL")
+
+
+ARGUMENT_ERRORS = [
+    ("outbox", "prune", "--older-than", "1e30d"),
+    ("outbox", "prune", "--older-than", "99999999999999999999d"),  # beyond PostgreSQL's interval
+    ("outbox", "prune"),
+    ("outbox", "requeue", "--id", str(2**63)),  # beyond a bigint
+    ("outbox", "requeue", "--id", "-99999999999999999999"),
+    ("outbox", "requeue", "--id", "1", "--all-failed"),
+    ("outbox", "discard", "--id", "7" * 30, "--reason", "gone"),
+    ("outbox", "discard", "--id", "1", "--reason", "\udcff"),  # the byte 0xff: not UTF-8
+    ("outbox", "show", "--event-id", "nope"),
+    ("outbox", "frob"),
+    ("token", "--user", "bob", "--ttl", "1e3"),
+    ("token", "--user", "bob", "--ttl", "9" * 5000),
+    ("token", "--user", ""),
+    ("token",),
+    ("topic", "tail", "--session", "x"),
+    ("--bogus",),
+    ("nope",),
+]
+
+
+@pytest.mark.parametrize("args", ARGUMENT_ERRORS, ids=[" ".join(a)[:50] for a in ARGUMENT_ERRORS])
+def test_every_argument_error_is_one_line_and_exit_2(database_url: str, args: tuple[str, ...]) -> None:
+    # Everything a command needs is set and reachable: only the argument can be wrong.
+    result = _run(*args, DATABASE_URL=database_url, JWT_SECRET=JWT_SECRET, KAFKA_BOOTSTRAP_SERVERS="127.0.0.1:1")
+    assert result.returncode == 2, result.stderr[-2000:]
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr[-2000:]
+    assert lines[0].startswith("genesis"), lines
+
+
+def test_a_database_that_does_not_answer_is_one_line() -> None:
+    result = _run("outbox", "stats", DATABASE_URL="postgresql://127.0.0.1:1/genesis")
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr[-2000:]
+    assert "DATABASE_URL" in lines[0]
 
 
 def test_a_missing_database_url_exits_2_naming_it() -> None:

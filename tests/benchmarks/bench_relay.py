@@ -323,7 +323,7 @@ async def main() -> None:
     async with contextlib.AsyncExitStack() as stack:
         stack.callback(shutil.rmtree, workdir, ignore_errors=True)  # the embedded PostgreSQL's files too
         dsn = await stack.enter_async_context(database(workdir))
-        pool = await db.create_pool(dsn, application_name="bench", kafka_topic="bench", isolation="read_committed")
+        pool = await db.create_pool(dsn, application_name="bench", kafka_topic="bench")
         stack.push_async_callback(pool.close)
         say(f"writing {ROWS} outbox rows through the SQL functions …")
         started = time.perf_counter()

@@ -126,9 +126,7 @@ async def profiled_drain(dsn: str, pool: Pool, rig: Rig, target: Broker, postmas
         database_url=dsn, kafka_bootstrap_servers=target.bootstrap, kafka_topic=topic,
         kafka_enable_idempotence=target.idempotent, relay_batch_size=BATCH, relay_lease=30,
     )  # fmt: skip
-    relay_pool = await db.create_pool(
-        dsn, application_name="genesis-relay", kafka_topic=topic, max_size=3, isolation="read_committed"
-    )
+    relay_pool = await db.create_pool(dsn, application_name="genesis-relay", kafka_topic=topic, max_size=3)
     spans: Spans = {}
     publisher = publisher_for(settings, timeout=5)
     await publisher.start()
@@ -189,7 +187,7 @@ async def main() -> None:
     try:
         dsn = await fresh_database(admin, "genesis_profile_drain", log=say)
         postmaster = int((workdir / "pg" / "postmaster.pid").read_text().split()[0])
-        pool = await db.create_pool(dsn, application_name="bench", kafka_topic="bench", isolation="read_committed")
+        pool = await db.create_pool(dsn, application_name="bench", kafka_topic="bench")
         if os.environ.get("PROFILE_SQL_SETTINGS"):  # e.g. "synchronous_commit=off": an experiment's database settings
             for setting in os.environ["PROFILE_SQL_SETTINGS"].split(","):
                 name, value = setting.split("=")

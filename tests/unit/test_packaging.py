@@ -143,6 +143,9 @@ def test_each_container_starts_through_the_real_cli(
 
     monkeypatch.setattr(cli, "migrate", fake_migrate)
     monkeypatch.setattr("genesis.cli.runner.run_services", fake_run_services)
+    # Binding the container's ports here would take this machine's 8000 and 9100 (genesis.cli.ports).
+    monkeypatch.setattr("genesis.cli.runner.api_sockets", lambda _settings: [])
+    monkeypatch.setattr("genesis.cli.runner.relay_sockets", lambda _settings: [])
     monkeypatch.setattr(logs, "configure", lambda _level: None)  # keep pytest's log capture
     for key in list(os.environ):
         monkeypatch.delenv(key)

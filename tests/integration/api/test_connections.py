@@ -48,6 +48,57 @@ async def _exchange(api: ApiProcess, head: bytes) -> tuple[int, dict[str, str], 
     return int(status_line.split()[1]), headers, body
 
 
+def _cut_at_the_header_timeout(waited: float) -> bool:
+    """Closed by the head timer, long before the keep-alive timeout would have closed it."""
+    return HEADER_TIMEOUT * 0.9 <= waited < (HEADER_TIMEOUT + KEEPALIVE_TIMEOUT) / 2
+
+
+async def _answered(reader: asyncio.StreamReader) -> None:
+    """Reads one whole response (any status) of a kept-alive connection."""
+    assert (await reader.readline()).startswith(b"HTTP/1.1 ")
+    length = 0
+    while (line := await reader.readline()) != b"\r\n":
+        name, _, value = line.decode().partition(":")
+        length = int(value) if name.lower() == "content-length" else length
+    await reader.readexactly(length)
+
+
+async def test_a_connection_that_sends_nothing_is_cut_off_at_the_header_timeout(api: ApiProcess) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", api.port)
+    waited = await _closed_after(reader)
+    assert _cut_at_the_header_timeout(waited), waited
+    writer.close()
+
+
+GET = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+BODY = b'{"a": "\r\n\r\n"}'  # a blank line inside a body does not end anything
+POST = b"POST /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s" % (len(BODY), BODY)
+
+
+@pytest.mark.parametrize("first", [GET, POST], ids=["after a GET", "after a POST with a body"])
+async def test_half_a_pipelined_head_is_cut_off_at_the_header_timeout(api: ApiProcess, first: bytes) -> None:
+    """The second head's first bytes came with the first request: its timer starts when that request is served,
+    although no byte arrives after it."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", api.port)
+    writer.write(first + b"GET /healthz HTTP/1.1\r\nHo")
+    await writer.drain()
+    await _answered(reader)
+    waited = await _closed_after(reader)
+    assert _cut_at_the_header_timeout(waited), waited
+    writer.close()
+
+
+async def test_whole_pipelined_requests_are_served_and_the_connection_then_idles(api: ApiProcess) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", api.port)
+    writer.write(GET + b"\r\n" + POST + GET)  # a blank line between requests is allowed (RFC 9112, 2.2)
+    await writer.drain()
+    for _ in range(3):
+        await _answered(reader)
+    waited = await _closed_after(reader)
+    assert KEEPALIVE_TIMEOUT * 0.9 <= waited < NEVER, waited
+    writer.close()
+
+
 async def test_half_a_request_head_is_cut_off_at_the_header_timeout(api: ApiProcess) -> None:
     reader, writer = await asyncio.open_connection("127.0.0.1", api.port)
     writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
@@ -120,6 +171,29 @@ async def test_headers_up_to_16_kib_get_the_json_shape(api: ApiProcess) -> None:
     )
     assert (status, json.loads(answer)["error_code"]) == (401, "UNAUTHORIZED")
 
-    # Beyond 16 KiB aiohttp refuses by itself: a 4xx all the same (running_api asserts no traceback was logged).
-    status, _, _ = await _exchange(api, f"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: {'b' * 20000}\r\n\r\n".encode())
-    assert 400 <= status < 500
+
+@pytest.mark.parametrize(
+    "head",
+    [
+        f"GET /healthz HTTP/1.1\r\nHost: x\r\nIdempotency-Key: {'k' * 20000}\r\n\r\n",
+        f"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: {'b' * 20000}\r\n\r\n",
+        f"GET /healthz?{'q' * 20000} HTTP/1.1\r\nHost: x\r\n\r\n",
+    ],
+    ids=["Idempotency-Key", "another header", "request line"],
+)
+async def test_a_head_beyond_16_kib_gets_the_json_shape_too(api: ApiProcess, head: str) -> None:
+    """aiohttp's parser refuses it before the app sees it (memory stays bounded); the answer is still the service's
+    (running_api asserts no traceback was logged)."""
+    status, headers, answer = await _exchange(api, head.encode())
+    assert status == 400
+    assert headers["content-type"].startswith("application/json")
+    body = json.loads(answer)
+    assert body["error_code"] == "HEADER_TOO_LARGE"
+    assert isinstance(body["message"], str)
+
+
+async def test_a_request_aiohttp_cannot_parse_gets_the_json_shape(api: ApiProcess) -> None:
+    status, headers, answer = await _exchange(api, b"GET /healthz HTTP/1.1\r\nHost: x\r\nBad Header: y\r\n\r\n")
+    assert status == 400
+    assert headers["content-type"].startswith("application/json")
+    assert set(json.loads(answer)) == {"error_code", "message"}

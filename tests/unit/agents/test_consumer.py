@@ -13,7 +13,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from agents.consumer import ANY_EVENT, Agent, Event, _HandlerAbandonedError
+from agents.consumer import ANY_EVENT, Agent, Event, UnreadableRecordError, _HandlerAbandonedError
 from agents.dev_agent import placeholder_concepts, placeholder_revision
 from agents.task_client import TaskClient
 from genesis import errors
@@ -57,6 +57,34 @@ def test_an_event_is_read_from_the_record() -> None:
     assert event.session_id == event.value["aggregate_id"]
 
 
+@pytest.mark.parametrize(
+    "value",
+    [
+        None,  # a tombstone
+        b"",
+        b"\xff\xfe{",
+        b"{not json",
+        b"[1, 2]",
+        b"null",
+        b'"an event"',
+        b'{"event_id": "x"}',
+        b'{"event_id": "x", "event_type": "Genesis.Session.Created", "aggregate_id": 7}',
+        b'{"event_id": "x", "event_type": "T", "aggregate_id": "s", "payload": "not an object"}',
+        b"[" * 100_000,
+    ],
+)
+def test_a_record_that_is_no_genesis_event_is_unreadable(value: bytes | None) -> None:
+    with pytest.raises(UnreadableRecordError):
+        Event.from_record([], value, 0, 1)
+
+
+def test_a_header_that_is_not_text_falls_back_to_the_value() -> None:
+    value = b'{"event_id": "e1", "event_type": "T", "aggregate_id": "s"}'
+    for headers in ([("event_id", b"\xff")], [("event_id", None)], []):
+        event = Event.from_record(headers, value, 0, 1)
+        assert (event.event_id, event.payload, event.command_id) == ("e1", {}, "")
+
+
 async def test_the_client_retries_what_may_pass_and_names_a_refusal(aiohttp_server: Callable[..., Any]) -> None:
     done = {"command_id": "c", "command_status": "COMPLETED", "event_id": "e"}
     server, seen = await _api(aiohttp_server, [(503, {"error_code": "SERVICE_BUSY"}), (500, {}), (200, done)])
@@ -97,7 +125,7 @@ async def test_a_settled_task_is_done_and_a_duplicate_is_skipped() -> None:
     await agent._handle(event, stop)  # redelivered: the recent ids know it
     await agent._handle(_event("Genesis.Session.StageConfirmed"), stop)  # no handler
     assert calls == [event.event_id]
-    assert agent.counts == {"handled": 0, "duplicate": 1, "skipped": 1, "settled": 1, "failed": 0}
+    assert agent.counts == {"handled": 0, "duplicate": 1, "skipped": 1, "settled": 1, "failed": 0, "unreadable": 0}
 
 
 async def test_an_unexpected_error_completes_the_task_failed(aiohttp_server: Callable[..., Any]) -> None:

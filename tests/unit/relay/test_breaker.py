@@ -55,7 +55,7 @@ class OnePartitionLeaderless:
 
 @pytest.fixture
 async def pool(database_url: str) -> AsyncIterator[Pool]:
-    p = await db.create_pool(database_url, application_name="breaker-test", kafka_topic="t", isolation="read_committed")
+    p = await db.create_pool(database_url, application_name="breaker-test", kafka_topic="t")
     yield p
     await p.close()
 
