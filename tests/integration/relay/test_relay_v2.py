@@ -115,7 +115,7 @@ async def test_a_row_discarded_while_it_waits_for_its_retry_never_reaches_the_to
 async def test_a_relay_whose_lease_ran_out_drops_the_claim_and_the_new_holder_publishes(rig: Rig) -> None:
     # A is frozen (SIGSTOP) while it holds a claim; the lease runs out, B takes the rows over and
     # publishes them. A, thawed, finds its claim gone when it settles, and publishes none of it again.
-    a = await rig.start_relay(RELAY_BATCH_SIZE=5, RELAY_LEASE=2, RELAY_PUBLISH_TIMEOUT=0.9)
+    a = await rig.start_relay(RELAY_BATCH_SIZE=5, RELAY_LEASE=2.5, RELAY_PUBLISH_TIMEOUT=0.9)
     total = await bulk_backlog(rig.pool, sessions=400, rounds=5)
     deadline = time.monotonic() + 20
     while True:
@@ -130,7 +130,7 @@ async def test_a_relay_whose_lease_ran_out_drops_the_claim_and_the_new_holder_pu
         await asyncio.sleep(0.01)
     try:
         assert held, "A never held a claim"
-        await asyncio.sleep(4.5)  # past A's leases, the batch claimed ahead's too
+        await asyncio.sleep(4.5)  # past A's leases (every lane's)
         b = await rig.start_relay()
         await eventually(lambda: all_sent(rig.pool), within=60, what="B publishes everything")
     finally:
