@@ -19,7 +19,7 @@ import pytest
 
 from genesis import db
 from genesis.settings import Settings
-from relay.brokerinfo import grants_producer_ids
+from relay.brokerinfo import decide_idempotence
 from relay.idempotent import publisher_for
 from relay.publisher import Publisher
 from relay.worker import RelayWorker
@@ -54,11 +54,18 @@ async def relay_in_process(
     hold_first_settle: Callable[[], Awaitable[None]] | None = None,
 ) -> AsyncIterator[tuple[RelayWorker, Publisher]]:
     """The worker and publisher `genesis relay` runs, on a pool of their own, publishing to the rig's topic."""
-    settings = Settings(
-        database_url=rig.database_url, kafka_bootstrap_servers=rig.bootstrap, kafka_topic=rig.topic,
-        kafka_enable_idempotence=await grants_producer_ids(rig.bootstrap, request_timeout=10),
-        relay_batch_size=BATCH, relay_lease=lease, relay_publish_timeout=publish_timeout,
-    )  # fmt: skip
+    settings = await decide_idempotence(  # as `genesis relay` starts: on where the broker grants producer ids
+        Settings(
+            database_url=rig.database_url,
+            kafka_bootstrap_servers=rig.bootstrap,
+            kafka_topic=rig.topic,
+            relay_batch_size=BATCH,
+            relay_lease=lease,
+            relay_publish_timeout=publish_timeout,
+        ),
+        asyncio.Event(),
+    )
+    assert settings is not None
     pool = await db.create_pool(
         rig.database_url, application_name="genesis-relay", kafka_topic=rig.topic, max_size=3,
         isolation="read_committed",
@@ -180,7 +187,8 @@ async def test_a_settle_fenced_out_still_schedules_the_failures_of_its_batch(rig
     # its key given back, not left waiting out the whole lease.
     lost, refused = await new_session(rig.pool), await new_session(rig.pool)
     await rig.pool.execute(
-        "SELECT genesis_append_event($1::uuid, 'Genesis.Session.FeedbackSubmitted', $2, gen_random_uuid(), $3, NULL)",
+        """SELECT count(genesis_append_event($1::uuid, 'Genesis.Session.FeedbackSubmitted', $2, gen_random_uuid(),
+                                             $3, NULL))""",
         refused, {"feedback": "x" * 1_100_000}, USER,
     )  # fmt: skip
     async with relay_in_process(rig) as (worker, publisher):
