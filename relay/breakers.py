@@ -43,14 +43,16 @@ class Breakers:
                     del self.leaderless[where]
 
     def split(self, rows: list[OutboxRow], retried: Collection[int]) -> tuple[list[OutboxRow], list[OutboxRow]]:
-        """The rows to publish, and the fresh rows of partitions without a leader, which wait. Retries
-        (`retried`: their ids) go out regardless: their schedule is the batch in flight's, and ends FAILED."""
-        if not self.leaderless:
+        """The rows to publish, and the fresh rows that wait: all of them while the broker does not
+        answer (a batch claimed before the breaker opened), else those of partitions without a leader.
+        Retries (`retried`: their ids) go out regardless: their schedule is the batch in flight's, and
+        ends FAILED."""
+        if self.broker_up and not self.leaderless:
             return rows, []
         publish: list[OutboxRow] = []
         waiting: list[OutboxRow] = []
         for row in rows:
-            held = (row.topic, self._publisher.partition_of(row)) in self.leaderless
+            held = not self.broker_up or (row.topic, self._publisher.partition_of(row)) in self.leaderless
             (waiting if held and row.id not in retried else publish).append(row)
         return publish, waiting
 

@@ -107,9 +107,6 @@ class Publisher:
         self._watch_started = False
         self._partitions: dict[str, list[int]] = {}  # topic → its partitions, as the last publish saw them
         self._alone: set[int] = set()  # rows whose record batch the broker refused as too large
-        # One publish at a time: a partition's record batches go out in turn (below), and an
-        # idempotent producer is renewed only between publishes (relay/idempotent.py).
-        self._turn = asyncio.Lock()
         self._producer = AIOKafkaProducer(
             bootstrap_servers=settings.kafka_bootstrap_servers,
             client_id="genesis-relay",
@@ -151,15 +148,12 @@ class Publisher:
         return {p for p in partitions if cluster.leader_for_partition(TopicPartition(topic, p)) in (None, -1)}
 
     async def publish(self, rows: Sequence[OutboxRow], deadline: float | None = None) -> list[Outcome]:
-        """Sends the rows in order, one publish at a time; returns each row's outcome: where it
-        landed, or its error. `deadline` (time.monotonic()): when the rows' claim runs out. They
-        are handed to the producer only while it leaves a whole publish (`patience`), checked
-        last before they are: every row is HandedBackError otherwise, or once the relay stops."""
-        async with self._turn:
-            return await self._publish(rows, deadline)
-
-    async def _publish(self, rows: Sequence[OutboxRow], deadline: float | None) -> list[Outcome]:
-        """One publish: the rows are appended to record batches, then sent, in order.
+        """Sends the rows in order; returns each row's outcome: where it landed, or its error. One
+        publish at a time (the relay's turn, relay/worker.py): a partition's record batches go out
+        in turn (below), and an idempotent producer is renewed between publishes (relay/idempotent.py).
+        `deadline` (time.monotonic()): when the rows' claim runs out. They are handed to the producer
+        only while it leaves a whole publish (`patience`), checked last before they are: every row
+        is HandedBackError otherwise, or once the relay stops.
 
         The rows are appended to one record batch per partition (more when one fills up). The
         partitions are sent at once, but a partition's batches one after another, each only once

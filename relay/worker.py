@@ -73,6 +73,9 @@ class RelayWorker:
         self._settler = Settler(pool, max_retries=max_retries, retry_base_delay=retry_base_delay)
         self.breakers = Breakers(publisher)
         self.wake = asyncio.Event()
+        # One publish at a time, and the breakers' verdict on a failed one before the next: a batch
+        # claimed meanwhile then keeps its fresh rows back instead of failing them too.
+        self._turn = asyncio.Lock()
         self._attempts: dict[int, int] = {}  # attempts so far of the claimed rows that failed before
         self._admit = True  # outbox_new_rows may hold rows not admitted yet
 
@@ -149,16 +152,18 @@ class RelayWorker:
         return sent
 
     async def _claim(self) -> Claim:
-        """Claims a batch, leased for RELAY_LEASE; only due retries while the broker is down. New
-        rows are admitted first when there may be some: a NOTIFY came, the poll woke us, or the
-        claims since are full (a burst is admitted ADMIT_LIMIT rows at a time). Asking on every
-        claim would scan the queue's dead entries (a burst's, until vacuum) every time."""
+        """Claims a batch, leased for RELAY_LEASE, and for one publish attempt more when another
+        lane's publish is under way (this batch waits for it first); only due retries while the
+        broker is down. New rows are admitted first when there may be some: a NOTIFY came, the
+        poll woke us, or the claims since are full (a burst is admitted ADMIT_LIMIT rows at a time).
+        Asking on every claim would scan the queue's dead entries (a burst's, until vacuum) every time."""
         admit = 0
         if self._admit or self.wake.is_set():
             self.wake.clear()
             admit = ADMIT_LIMIT
-        deadline = time.monotonic() + self._lease
-        records = await self._pool.fetch(CLAIM, self._batch_size, self._lease, not self.breakers.broker_up, admit)
+        lease = self._lease + (self._publisher.longest if self._turn.locked() else 0.0)
+        deadline = time.monotonic() + lease
+        records = await self._pool.fetch(CLAIM, self._batch_size, lease, not self.breakers.broker_up, admit)
         if admit:
             self._admit = len(records) == self._batch_size
         rows = [
@@ -175,17 +180,17 @@ class RelayWorker:
     async def _publish_and_settle(self, claim: Claim) -> int:
         """Publishes the batch (but the fresh rows of partitions without a leader, which wait, and
         nothing at all once its lease leaves less than a publish may take), then settles it."""
-        rows, waiting = self.breakers.split(claim.rows, self._attempts)
-        started, started_ns = time.perf_counter(), time.time_ns()
-        outcome = await self._publisher.publish(rows, deadline=claim.deadline) if rows else []
-        metrics.PUBLISH_SECONDS.observe(time.perf_counter() - started)
-        batch = published(rows, outcome, waiting)
+        async with self._turn:
+            rows, waiting = self.breakers.split(claim.rows, self._attempts)
+            started, started_ns = time.perf_counter(), time.time_ns()
+            outcome = await self._publisher.publish(rows, deadline=claim.deadline) if rows else []
+            metrics.PUBLISH_SECONDS.observe(time.perf_counter() - started)
+            batch = published(rows, outcome, waiting)
+            if batch.failed:
+                await self.breakers.open_after(row for row, _ in batch.failed.values())
         tracing.record_sends(batch.sent, len(rows), started_ns)
         try:
-            sent = await self._settler.settle(claim.token, batch, self._attempts)
+            return await self._settler.settle(claim.token, batch, self._attempts)
         finally:
             for row in claim.rows:
                 self._attempts.pop(row.id, None)
-        if batch.failed:
-            await self.breakers.open_after(row for row, _ in batch.failed.values())
-        return sent

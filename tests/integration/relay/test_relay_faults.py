@@ -118,13 +118,14 @@ async def test_sigkill_a_replica_five_times_mid_backlog_loses_nothing(rig: Rig) 
         while writing:
             await whole_story(rig.pool, pause=0.02)
 
-    async def both_busy_with_more_to_come() -> bool:  # whichever replica dies holds a claim
-        # Three live claims of two replicas of two lanes each: both hold one. Read from the heads alone: a
-        # join of the PENDING rows to outbox_leases, planned on a moment's statistics, once ran for minutes.
+    async def both_busy_with_more_to_come() -> bool:  # whichever replica dies likely holds a claim
+        # Two live claims (of one replica's two lanes, at times: the kills go on until one left a claim
+        # behind). Read from the heads alone: a join of the PENDING rows to outbox_leases, planned on a
+        # moment's statistics, once ran for minutes.
         return bool(
             await rig.pool.fetchval(
                 """SELECT (SELECT count(DISTINCT claim_token) FROM outbox_heads
-                            WHERE claim_token IS NOT NULL AND due_at > now()) >= 3
+                            WHERE claim_token IS NOT NULL AND due_at > now()) >= 2
                       AND (EXISTS (SELECT FROM outbox_heads WHERE claim_token IS NULL OR due_at <= now())
                            OR EXISTS (SELECT FROM outbox_new_rows))"""
             )
