@@ -53,17 +53,17 @@ BEGIN
     -- The rows are read again, on a snapshot taken now that their heads are locked: a row settled or
     -- discarded by whoever held its head before us is seen as it is (the lane's read may predate
     -- that). A key is taken up to its first FAILED row (an operator's mark_outbox_failed can leave one
-    -- behind a PENDING head): what lies after it waits for it. Keys are leased only for the rows taken,
-    -- each held to its last one. The status test is spelled so that the planner cannot pick the
-    -- partial PENDING index on stale statistics.
+    -- behind a PENDING head; found by the FAILED rows' own index): what lies after it waits for it.
+    -- Keys are leased only for the rows taken, each held to its last one. The status test is spelled
+    -- so that the planner cannot pick the partial PENDING index on stale statistics.
     RETURN QUERY
-    WITH read AS (
-        SELECT o.id, o.event_id, o.topic, o.key, o.payload, o.headers, o.attempts, o.status,
-               bool_or(o.status = 'FAILED') OVER (PARTITION BY o.key ORDER BY o.id) AS behind_failed
-          FROM event_outbox o
-         WHERE o.id = ANY (_ids) AND o.status NOT IN ('SENT', 'DISCARDED')),
+    WITH stops AS (
+        SELECT f.key, min(f.id) AS at FROM event_outbox f
+         WHERE f.status = 'FAILED' AND f.key = ANY (_held) GROUP BY f.key),
     taken AS (
-        SELECT r.* FROM read r WHERE NOT r.behind_failed),
+        SELECT o.id, o.event_id, o.topic, o.key, o.payload, o.headers, o.attempts
+          FROM event_outbox o LEFT JOIN stops s ON s.key = o.key
+         WHERE o.id = ANY (_ids) AND o.status NOT IN ('SENT', 'FAILED', 'DISCARDED') AND (s.at IS NULL OR o.id < s.at)),
     leased AS (
         UPDATE outbox_heads h
            SET claim_token = _token, due_at = now() + _lease, held_from = t.first, held_to = t.last
