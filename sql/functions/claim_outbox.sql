@@ -4,7 +4,7 @@
 -- head is not FAILED, not leased and due. Due retries come first, then the longest-waiting fresh
 -- heads; both are range scans of idx_outbox_heads_due that stop at the batch size, so a claim
 -- reads O(batch) heads and index entries however many rows wait behind blocked, retrying or
--- leased heads, and never a SENT row (plan: docs/benchmarks.md).
+-- leased heads, and never a SENT row (plan: docs/benchmarks-relay-history.md).
 -- Each key's rows then come from its head on, by the (key, id) index, until the batch is full.
 -- Only the heads are written (migration 0006): a head takes the claim's own token, the lease (due_at)
 -- and the rows held, `held_from` to `held_to` (the first and last taken of its key); the rows are
