@@ -172,4 +172,8 @@ async def test_one_long_session_drains_about_as_fast_as_many_short_ones_with_two
     one = await drained(1, 20_000)
     await asyncio.gather(*(r.close() for r in replicas))
     print(f"20,000 rows: one session {one:.1f}s, 200 sessions {many:.1f}s")
-    assert one <= 2 * many, f"one session {one:.1f}s vs 200 sessions {many:.1f}s"
+    # Relay v3 drains one session a batch at a time (no claim continues the keys of a claim in flight, so
+    # none can fence it out), while many short sessions go two lanes per relay at once: about twice as long
+    # on this machine (docs/benchmarks.md). What the bound guards: a long session's claims cost O(batch),
+    # never O(session) (before relay v2, 20,000 rows of one session took minutes).
+    assert one <= 3 * many, f"one session {one:.1f}s vs 200 sessions {many:.1f}s"
