@@ -7,7 +7,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: run test lint typecheck pytest bench-api bench-peers bench-relay bench-sse install clean client-types
+.PHONY: run test lint typecheck pytest bench-api bench-peers bench-relay bench-gauges bench-sse install clean client-types
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -57,6 +57,9 @@ bench-peers: $(STAMP) $(PEERS_STAMP)
 
 bench-relay: $(STAMP)
 	$(BIN)/python -m tests.benchmarks.bench_relay
+
+bench-gauges: $(STAMP)
+	$(BIN)/python -m tests.benchmarks.bench_gauges
 
 bench-sse: $(STAMP)
 	$(BIN)/python -m tests.benchmarks.bench_sse

@@ -1,4 +1,4 @@
-"""The API's Prometheus metrics and its `GET /metrics`, which also reports the outbox (`outbox_stats()`, refreshed
+"""The API's Prometheus metrics and its `GET /metrics`, which also reports the outbox (`outbox_gauges()`, refreshed
 in the background by genesis.telemetry.outbox_gauges, never per scrape).
 
 The API keeps its own registry: `genesis dev` runs the API and a relay in one process, and the
@@ -60,7 +60,7 @@ DUPLICATES = Counter(
 )
 STATS_ERRORS = Counter(
     "genesis_api_outbox_stats_errors_total",
-    "Background refreshes whose outbox_stats() query failed (the outbox gauges are left out until the next one)",
+    "Background refreshes whose outbox_gauges() query failed (the outbox gauges are left out until the next one)",
     registry=REGISTRY,
 )
 
@@ -144,7 +144,7 @@ async def outbox_gauges(app: web.Application) -> AsyncIterator[None]:
 
 
 def outbox_exposition(stats: Mapping[str, float]) -> bytes:
-    """The outbox gauges as Prometheus text, from the refresher's last outbox_stats() row."""
+    """The outbox gauges as Prometheus text, from the refresher's last outbox_gauges() row."""
     registry = CollectorRegistry(auto_describe=False)
     for gauge in OUTBOX_GAUGES:
         Gauge(gauge.name, gauge.documentation, registry=registry).set(stats[gauge.column])

@@ -11,6 +11,10 @@ from urllib.parse import urlsplit
 T = TypeVar("T")
 
 
+# Seconds a claimed batch has, at the shortest lease allowed, from its claim to the producer (relay/publisher.py).
+RELAY_HANDOVER_SLACK = 0.5
+
+
 class SettingsError(Exception):
     """A missing or malformed setting; the message is one line naming it."""
 
@@ -149,12 +153,16 @@ class Settings:
                 raise SettingsError(f"{name.upper()} is required but not set")
 
     def require_relay_lease(self) -> None:
-        """A claim must outlive a publish attempt (and the second the relay adds to it), or every
-        slow publish loses its claim to another relay."""
-        if self.relay_lease <= self.relay_publish_timeout + 1:
+        """A claimed batch is handed to the producer only while its lease leaves room for a whole
+        publish (relay/publisher.py: its patience, at least one attempt: the timeout and a second
+        more), so the lease must hold that and the time to get there (a claim, building the record
+        batches: RELAY_HANDOVER_SLACK), or every batch would be handed back unpublished. Leader
+        checks are made before a claim, never inside its lease."""
+        least = self.relay_publish_timeout + 1 + RELAY_HANDOVER_SLACK
+        if self.relay_lease < least:
             raise SettingsError(
-                f"RELAY_LEASE ({self.relay_lease:g}s) must be longer than RELAY_PUBLISH_TIMEOUT"
-                f" ({self.relay_publish_timeout:g}s) + 1s"
+                f"RELAY_LEASE ({self.relay_lease:g}s) must be at least RELAY_PUBLISH_TIMEOUT"
+                f" ({self.relay_publish_timeout:g}s) + {1 + RELAY_HANDOVER_SLACK:g}s"
             )
 
     def require_stream_token_key(self) -> None:

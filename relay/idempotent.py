@@ -36,10 +36,10 @@ class RenewingPublisher(Publisher):
         self._settings = settings
         self._renewed_unstarted = False  # a renewal whose start failed: start before using it
 
-    async def publish(self, rows: Sequence[OutboxRow]) -> Any:
+    async def publish(self, rows: Sequence[OutboxRow], deadline: float | None = None) -> Any:
         if not await self._started():
             return [ConnectionError("no producer: the broker does not answer")] * len(rows)
-        outcomes = await super().publish(rows)
+        outcomes = await super().publish(rows, deadline)
         # A held-back row never reached the producer; any other error (a refused batch too) may have left a gap.
         if any(
             isinstance(o, RefusedBatchError) or (isinstance(o, BaseException) and not isinstance(o, HeldBackError))

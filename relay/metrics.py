@@ -22,7 +22,7 @@ BROKER_UP = Gauge("genesis_relay_broker_up", "1 while the broker answers")
 LISTENER_UP = Gauge("genesis_relay_listener_up", "1 while the LISTEN connection is open")
 
 
-# outbox_stats() column → the relay's gauge, in the process-wide registry.
+# outbox_gauges() column → the relay's gauge, in the process-wide registry.
 OUTBOX: dict[str, Gauge] = {g.column: Gauge(g.name, g.documentation) for g in OUTBOX_GAUGES if g.on_relay}
 
 

@@ -7,6 +7,8 @@ import asyncio
 import contextlib
 import functools
 import json
+import logging
+import time
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
@@ -17,7 +19,9 @@ from aiokafka.partitioner import murmur2
 from aiokafka.record.default_records import DefaultRecordBatchBuilder
 from aiokafka.structs import TopicPartition
 
-from genesis.settings import Settings
+from genesis.settings import RELAY_HANDOVER_SLACK, Settings
+
+log = logging.getLogger("genesis.relay")
 
 MAX_REQUEST_SIZE = 1024 * 1024  # aiokafka's default, stated because the relay checks it itself
 MAX_BATCH_SIZE = 256 * 1024  # fewer produce requests per claimed batch
@@ -43,6 +47,11 @@ Outcome = Landing | BaseException
 
 class HeldBackError(Exception):
     """Not sent: an earlier row of the same key failed in this batch, and order comes first."""
+
+
+class HandedBackError(HeldBackError):
+    """Never handed to the producer: the claim's lease had less left than a publish may take (its
+    patience), or the relay is stopping. The rows go back untouched; no attempt is counted."""
 
 
 class RefusedBatchError(HeldBackError):
@@ -82,9 +91,10 @@ class Publisher:
         # each partition it waits on: a leader election (a dead leader is named until the controller
         # fences it, broker.session.timeout.ms, 9 s by default) outlasts RELAY_PUBLISH_TIMEOUT. Given
         # up, the batch is published again by a new producer (relay/idempotent.py) the broker cannot
-        # dedupe against: duplicates. Kept within the lease: a batch claimed ahead waits for this one
-        # and then takes as long itself, so two of them must fit in one lease.
-        self.patience = max(self.longest, (settings.relay_lease - 2) / 2)
+        # dedupe against: duplicates. A batch is handed to the producer only while its lease leaves
+        # this much (publish); half the lease, so that a batch claimed while another publish waits
+        # out an election still fits after it (Settings.require_relay_lease: at least one attempt).
+        self.patience = max(self.longest, (settings.relay_lease - RELAY_HANDOVER_SLACK) / 2)
         self.stopping: asyncio.Event | None = None  # set by the relay at SIGTERM: no more patience
         # Leaders are asked over connections of their own: a broker answers a connection's requests
         # in order, so a metadata request behind a produce waiting for acks=all (the dead node still
@@ -102,7 +112,7 @@ class Publisher:
             client_id="genesis-relay",
             acks="all",
             enable_idempotence=settings.kafka_enable_idempotence,
-            linger_ms=2,
+            linger_ms=0,  # the relay hands over whole record batches: lingering only delayed every publish
             max_batch_size=MAX_BATCH_SIZE,
             max_request_size=MAX_REQUEST_SIZE,
             # aiokafka expires a batch it could not deliver after this long; one attempt is bounded by it.
@@ -137,8 +147,13 @@ class Publisher:
         cluster = self._producer.client.cluster
         return {p for p in partitions if cluster.leader_for_partition(TopicPartition(topic, p)) in (None, -1)}
 
-    async def publish(self, rows: Sequence[OutboxRow]) -> list[Outcome]:
-        """Sends the rows in order; returns each row's outcome: where it landed, or its error.
+    async def publish(self, rows: Sequence[OutboxRow], deadline: float | None = None) -> list[Outcome]:
+        """Sends the rows in order; returns each row's outcome: where it landed, or its error. One
+        publish at a time (the relay's turn, relay/worker.py): a partition's record batches go out
+        in turn (below), and an idempotent producer is renewed between publishes (relay/idempotent.py).
+        `deadline` (time.monotonic()): when the rows' claim runs out. They are handed to the producer
+        only while it leaves a whole publish (`patience`), checked last before they are: every row
+        is HandedBackError otherwise, or once the relay stops.
 
         The rows are appended to one record batch per partition (more when one fills up). The
         partitions are sent at once, but a partition's batches one after another, each only once
@@ -154,6 +169,9 @@ class Publisher:
         per_partition: dict[tuple[str, int], list[_Chunk]] = {}
         for chunk in await self._chunks(rows, outcomes):
             per_partition.setdefault((chunk.topic, chunk.partition), []).append(chunk)
+        refusal = self._refusal(deadline)
+        if refusal is not None:
+            return [refusal] * len(rows)
         sending = asyncio.ensure_future(
             asyncio.gather(*(self._send_in_turn(chunks, rows, outcomes) for chunks in per_partition.values()))
         )
@@ -179,6 +197,19 @@ class Publisher:
                 await sending
         timed_out = KafkaTimeoutError("publish timed out")
         return [timed_out if outcome is None else outcome for outcome in outcomes]
+
+    def _refusal(self, deadline: float | None) -> HandedBackError | None:
+        """Why the rows may not be handed over now, if they may not: nothing can fence a publish
+        once it is under way (docs/operations.md), so it must end before the claim does."""
+        if self.stopping is not None and self.stopping.is_set():
+            return HandedBackError("the relay is stopping")
+        if deadline is not None and deadline - time.monotonic() < self.patience:
+            left = deadline - time.monotonic()
+            log.warning(
+                "claim handed back unpublished: its lease has %.1fs left, a publish may take %.1fs", left, self.patience
+            )
+            return HandedBackError(f"lease has {left:.1f}s left, less than a publish may take ({self.patience:.1f}s)")
+        return None
 
     @staticmethod
     def _unsettled(per_partition: dict[tuple[str, int], list[_Chunk]], outcomes: list[Outcome | None]) -> list[_Chunk]:

@@ -2,8 +2,8 @@
 -- discarded): the head moves to the oldest unfinished row, or the key leaves the table. The claim
 -- `_token` gives up the key, unless it still holds rows of it after those it gave back now
 -- (`_given`, aligned with `_keys`: the last row of each it settled or released; a claim gives its
--- rows back in order, and a batch claimed ahead may have taken the key's later rows with the same
--- token): then it holds from the next one on. A key another claim holds stays with it. Called in
+-- rows back in order, a settle in steps: the sent rows, then a failed one, then those held behind
+-- it): then it holds from the next one on. A key another claim holds stays with it. Called in
 -- the transaction that changed the rows.
 CREATE OR REPLACE FUNCTION outbox_advance_heads(_keys text[], _token uuid DEFAULT NULL, _given bigint[] DEFAULT NULL)
 RETURNS void

@@ -1,5 +1,5 @@
--- Hands claimed rows back untouched (rows held behind a failed one, a batch claimed ahead and not
--- published, a relay shutting down); their keys are claimable again, after `_delay` when given
+-- Hands claimed rows back untouched (rows held behind a failed one, a batch never handed to the
+-- producer: its lease ran short or the relay is stopping); their keys are claimable again, after `_delay` when given
 -- (rows of a partition without a leader: not before it may have one, and no attempt counted).
 -- Fenced as mark_outbox_sent is; returns how many rows were still held by `_claim_token`.
 CREATE OR REPLACE FUNCTION release_outbox(_claim_token uuid, _ids bigint[], _delay interval DEFAULT NULL)

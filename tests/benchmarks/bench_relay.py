@@ -202,7 +202,7 @@ async def database_only(rig: Rig, batch: int) -> float:
     await make_pending(rig, "unused")
     started = time.perf_counter()
     total = 0
-    while records := await rig.pool.fetch(CLAIM, batch, 30, False, None, [], []):  # the relay's own claim query
+    while records := await rig.pool.fetch(CLAIM, batch, 30, False, 0):  # the relay's own claim query
         ids = [r["id"] for r in records]
         total += await rig.pool.fetchval("SELECT mark_outbox_sent($1, $2)", records[0]["claim_token"], ids)
     seconds = time.perf_counter() - started

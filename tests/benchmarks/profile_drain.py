@@ -5,7 +5,9 @@ PROFILE_ROWS (20,000) PENDING rows at PROFILE_BATCH (500) on each broker of BENC
 stage of every batch is timed (claim, publish, settle, and the database round trips inside them),
 and the CPU of this process (the relay), of the PostgreSQL server's processes and of the broker is
 read from /proc before and after. The same run's plain-producer baseline is printed beside it.
-PROFILE_CPROFILE=1 adds a cProfile of one drain (the relay's Python, top 25 by own time).
+PROFILE_LANES (e.g. "1,2,3"; default the relay's own) drains with each number of lanes in turn, every
+round, so that what a lane buys is measured in one run. PROFILE_CPROFILE=1 adds a cProfile of one
+drain (the relay's Python, top 25 by own time).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from genesis import db
 from genesis.local.services import LocalPostgres
 from genesis.settings import Settings
 from relay.idempotent import publisher_for
-from relay.worker import RelayWorker
+from relay.worker import LANES, RelayWorker
 from tests.benchmarks.bench_relay import Broker, broker, make_pending, producer_only, settle, wait_drained
 from tests.benchmarks.harness import say
 from tests.conftest import fresh_database
@@ -37,6 +39,7 @@ from tests.topic import TopicConsumer
 ROWS = int(os.environ.get("PROFILE_ROWS", "20000"))
 BATCH = int(os.environ.get("PROFILE_BATCH", "500"))
 ROUNDS = int(os.environ.get("PROFILE_ROUNDS", "2"))
+LANE_COUNTS = [int(n) for n in os.environ.get("PROFILE_LANES", str(LANES)).split(",")]
 BROKERS = os.environ.get("BENCH_BROKERS", "tansu,kafka")
 TICK = os.sysconf("SC_CLK_TCK")
 
@@ -109,17 +112,13 @@ def summary(spans: Spans, wall: float) -> None:
         p90 = statistics.quantiles(ms, n=10)[8] if len(ms) > 1 else ms[0]
         row = f"{len(ms):>6}{sum(ms):>10.0f}{statistics.median(ms):>8.1f}{p90:>8.1f}{sum(ms) / 1000 / wall:>8.2f}"
         print(f"  {name:<44}{row}")
-    publish, claim, settles = spans.get("publish", []), spans.get("claim", []), spans.get("settle", [])
-    # The loop's critical path after each publish: the claim ahead (started with it), and the settle
-    # of the batch before, awaited once this publish is done.
-    wait_claim = sum(max(0.0, c[1] - p[1]) for p, c in zip(publish, claim[1:], strict=False))
-    wait_settle = sum(max(0.0, s[1] - p[1]) for p, s in zip(publish[1:], settles, strict=False))
-    busy = sum(e - s for s, e in publish)
-    print(f"  wall {wall * 1000:.0f} ms: publishing {busy * 1000:.0f}, then waiting for the claim ahead "
-          f"{wait_claim * 1000:.0f}, for the settle before {wait_settle * 1000:.0f}")  # fmt: skip
+    busy = sum(e - s for s, e in spans.get("publish", []))
+    print(f"  wall {wall * 1000:.0f} ms, of it the producer busy {busy * 1000:.0f} ms")
 
 
-async def profiled_drain(dsn: str, pool: Pool, rig: Rig, target: Broker, postmaster: int, profile: bool) -> float:
+async def profiled_drain(
+    dsn: str, pool: Pool, rig: Rig, target: Broker, postmaster: int, profile: bool, lanes: int
+) -> float:
     topic = f"profile-drain-{uuid.uuid4().hex[:8]}"
     await target.create_topic(topic)
     settings = Settings(
@@ -133,10 +132,12 @@ async def profiled_drain(dsn: str, pool: Pool, rig: Rig, target: Broker, postmas
     try:
         worker = RelayWorker(
             TimedPool(relay_pool, spans),  # type: ignore[arg-type]
-            publisher, batch_size=BATCH, poll_interval=5, max_retries=3, retry_base_delay=1, lease=30,
+            publisher, batch_size=BATCH, poll_interval=5, max_retries=3, retry_base_delay=1, lease=30, lanes=lanes,
         )  # fmt: skip
-        for name in ("_claim", "_publish", "_settle"):
-            setattr(worker, name, timed(spans, name.strip("_"), getattr(worker, name)))
+        worker._claim = timed(spans, "claim", worker._claim)  # type: ignore[method-assign]
+        worker._settler.settle = timed(spans, "settle", worker._settler.settle)  # type: ignore[method-assign]
+        publisher.publish = timed(spans, "publish (with the wait for its turn)", publisher.publish)  # type: ignore[method-assign]
+        publisher._send_in_turn = timed(spans, "publish: send a partition's batches", publisher._send_in_turn)  # type: ignore[method-assign]
         publisher._chunks = timed(spans, "publish: build record batches", publisher._chunks)  # type: ignore[method-assign]
         await make_pending(rig, topic)
         await pool.execute("SELECT pg_stat_reset()")
@@ -162,7 +163,7 @@ async def profiled_drain(dsn: str, pool: Pool, rig: Rig, target: Broker, postmas
         "SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_user_tables WHERE relname = 'outbox_heads'"
     )
     print(
-        f"\n{target.name}: {sent} rows in {wall:.2f}s = {sent / wall:.0f} rows/s (batch {BATCH}); "
+        f"\n{target.name}, {lanes} lane(s): {sent} rows in {wall:.2f}s = {sent / wall:.0f} rows/s (batch {BATCH}); "
         f"load {os.getloadavg()}"
     )
     per_row = ", ".join(f"{k} {(after[k] - before[k]) / sent * 1e6:.1f}" for k in after)
@@ -206,11 +207,17 @@ async def main() -> None:
                 per_row = ", ".join(f"{k} {v / rows * 1e6:.1f}" for k, v in used.items())
                 print(f"\n== {target.name}: plain producer {plain:.0f} msg/s (CPU µs per row: {per_row}; this "
                       f"process also read the rows); load {os.getloadavg()}")  # fmt: skip
+                rates: dict[int, list[float]] = {lanes: [] for lanes in LANE_COUNTS}
                 for n in range(ROUNDS):
-                    rate = await profiled_drain(
-                        dsn, pool, rig, target, postmaster, profile=n == 0 and os.environ.get("PROFILE_CPROFILE") == "1"
-                    )
-                    print(f"  ratio to the producer: {rate / plain:.2f}")
+                    for lanes in LANE_COUNTS:  # in turns: the load of the moment weighs on each alike
+                        profile = n == 0 and os.environ.get("PROFILE_CPROFILE") == "1"
+                        rate = await profiled_drain(dsn, pool, rig, target, postmaster, profile, lanes)
+                        rates[lanes].append(rate)
+                        print(f"  ratio to the producer: {rate / plain:.2f}")
+                for lanes, found in rates.items():
+                    median = statistics.median(found)
+                    print(f"{target.name}, {lanes} lane(s): median {median:.0f} rows/s "
+                          f"({median / plain:.2f} of the producer) over {len(found)} drains")  # fmt: skip
                 await rig.consumer.stop()
         await pool.close()
     finally:

@@ -129,10 +129,10 @@ def test_settings_are_frozen() -> None:
         settings.api_port = 1  # type: ignore[misc]
 
 
-def test_a_relay_lease_not_longer_than_a_publish_and_a_second_stops_start_up() -> None:
+def test_a_relay_lease_without_room_for_a_publish_attempt_and_the_hand_over_stops_start_up() -> None:
     Settings().require_relay_lease()  # 30 s against 5 s
     with pytest.raises(SettingsError) as refused:
-        Settings.from_env({"RELAY_LEASE": "6", "RELAY_PUBLISH_TIMEOUT": "5"}).require_relay_lease()
+        Settings.from_env({"RELAY_LEASE": "6.4", "RELAY_PUBLISH_TIMEOUT": "5"}).require_relay_lease()
     (line,) = str(refused.value).splitlines()
     assert "RELAY_LEASE" in line
     assert "RELAY_PUBLISH_TIMEOUT" in line
@@ -149,7 +149,7 @@ def test_genesis_relay_refuses_to_start_with_such_a_lease(capsys: pytest.Capture
         patch.delenv("RELAY_PUBLISH_TIMEOUT", raising=False)
         assert main(["relay"]) == 2
     (line,) = capsys.readouterr().err.splitlines()
-    assert line == "genesis: RELAY_LEASE (3s) must be longer than RELAY_PUBLISH_TIMEOUT (5s) + 1s"
+    assert line == "genesis: RELAY_LEASE (3s) must be at least RELAY_PUBLISH_TIMEOUT (5s) + 1.5s"
 
 
 def test_where_agents_reach_the_api() -> None:

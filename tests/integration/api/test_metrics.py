@@ -123,7 +123,7 @@ async def scrape_until(client: Client, check: Callable[[Samples], bool]) -> Samp
     return samples
 
 
-async def test_outbox_gauges_come_from_outbox_stats(
+async def test_outbox_gauges_agree_with_the_exact_outbox_stats(
     fast_client: Client, auth: Auth, conn: asyncpg.Connection[Any]
 ) -> None:
     client = fast_client
@@ -166,11 +166,11 @@ async def test_metrics_are_served_without_outbox_gauges_when_stats_fail(
 ) -> None:
     before = await scrape_until(fast_client, lambda s: ("genesis_outbox_backlog", frozenset()) in s)
     assert value(before, "genesis_outbox_backlog") == 0
-    await conn.execute("DROP FUNCTION outbox_stats()")  # a fresh database of this test's own
+    await conn.execute("DROP FUNCTION outbox_gauges(integer, integer)")  # a fresh database of this test's own
     after = await scrape_until(fast_client, lambda s: ("genesis_outbox_backlog", frozenset()) not in s)
     assert ("genesis_outbox_backlog", frozenset()) not in after
     assert moved(before, after, "genesis_api_outbox_stats_errors_total") >= 1
-    assert any("outbox_stats() failed" in r.getMessage() for r in caplog.records)
+    assert any("outbox_gauges() failed" in r.getMessage() for r in caplog.records)
 
 
 def outbox_families(text: str) -> dict[str, tuple[str, float]]:

@@ -136,8 +136,8 @@ async def test_broker_cut_off_fails_the_batch_in_flight_on_schedule_and_the_rest
 async def test_a_backlog_through_a_cut_off_broker_fails_one_batch_and_hands_the_next_back(
     rig: Rig, broker: ProxiedBroker
 ) -> None:
-    # Full batches are pipelined: the next one is claimed while this one is published. When this
-    # one fails, the one claimed ahead must go back untouched, not fail nor sit out its lease.
+    # Full batches are pipelined: the second lane claims while the first publishes. When that publish
+    # fails, the other lane's batch must go back untouched, not fail nor sit out its lease.
     relay = await rig.start_relay(
         RELAY_BATCH_SIZE=5, RELAY_RETRY_BASE_DELAY=0.2, RELAY_PUBLISH_TIMEOUT=1, RELAY_LEASE=60
     )
@@ -148,7 +148,7 @@ async def test_a_backlog_through_a_cut_off_broker_fails_one_batch_and_hands_the_
         return (await outbox_status(rig.pool)).get("FAILED", 0) > 0
 
     await eventually(failed, within=30, what="the batch in flight FAILED")
-    await eventually(lambda: _no_claims(rig.pool), within=5, what="the batch claimed ahead handed back")
+    await eventually(lambda: _no_claims(rig.pool), within=5, what="the other lane's batch handed back")
     assert await outbox_status(rig.pool) == {"FAILED": 5, "PENDING": total - 5}
     untouched = await rig.pool.fetchval("SELECT count(*) FROM event_outbox WHERE status = 'PENDING' AND attempts = 0")
     assert untouched == total - 5
@@ -166,9 +166,9 @@ async def test_a_backlog_through_a_cut_off_broker_fails_one_batch_and_hands_the_
 async def test_a_batch_claimed_ahead_keeps_its_lease_while_it_waits_behind_a_slow_broker(
     rig: Rig, broker: ProxiedBroker
 ) -> None:
-    # Every broker reply comes 2.5 s late: one publish fits the 4.5 s lease, but the batch claimed
-    # ahead waits for the one in flight first. Its lease must cover that wait, or a rival claims
-    # (and publishes) it while this relay is still sending it.
+    # Every broker reply comes 2.5 s late: one publish fits the 4.5 s lease, but the batch the second
+    # lane claims waits for the first lane's publish. Its lease must cover that wait, or it is handed
+    # back (or, before relay v3, a rival claimed and published it while this relay was still sending it).
     relay = await rig.start_relay(RELAY_BATCH_SIZE=5, RELAY_LEASE=4.5, RELAY_PUBLISH_TIMEOUT=3)
     warm = await new_session(rig.pool)  # the topic's metadata is fetched before the broker slows down
     await rig.consumer.wait_for(set((await events_by_session(rig.pool))[warm]), within=10)
@@ -178,7 +178,7 @@ async def test_a_batch_claimed_ahead_keeps_its_lease_while_it_waits_behind_a_slo
     async def both_batches_claimed() -> bool:
         return await claimed(rig.pool) == total
 
-    await eventually(both_batches_claimed, within=5, what="one batch claimed, the next claimed ahead")
+    await eventually(both_batches_claimed, within=5, what="one batch claimed by each lane")
     stolen: set[int] = set()  # by a rival relay, from here on
     deadline = time.monotonic() + 30  # a stalled relay fails the test rather than hanging the run
     while not await all_sent(rig.pool):

@@ -115,7 +115,7 @@ async def test_a_row_discarded_while_it_waits_for_its_retry_never_reaches_the_to
 async def test_a_relay_whose_lease_ran_out_drops_the_claim_and_the_new_holder_publishes(rig: Rig) -> None:
     # A is frozen (SIGSTOP) while it holds a claim; the lease runs out, B takes the rows over and
     # publishes them. A, thawed, finds its claim gone when it settles, and publishes none of it again.
-    a = await rig.start_relay(RELAY_BATCH_SIZE=5, RELAY_LEASE=2, RELAY_PUBLISH_TIMEOUT=0.9)
+    a = await rig.start_relay(RELAY_BATCH_SIZE=5, RELAY_LEASE=2.5, RELAY_PUBLISH_TIMEOUT=0.9)
     total = await bulk_backlog(rig.pool, sessions=400, rounds=5)
     deadline = time.monotonic() + 20
     while True:
@@ -130,7 +130,7 @@ async def test_a_relay_whose_lease_ran_out_drops_the_claim_and_the_new_holder_pu
         await asyncio.sleep(0.01)
     try:
         assert held, "A never held a claim"
-        await asyncio.sleep(4.5)  # past A's leases, the batch claimed ahead's too
+        await asyncio.sleep(4.5)  # past A's leases (every lane's)
         b = await rig.start_relay()
         await eventually(lambda: all_sent(rig.pool), within=60, what="B publishes everything")
     finally:
@@ -172,4 +172,8 @@ async def test_one_long_session_drains_about_as_fast_as_many_short_ones_with_two
     one = await drained(1, 20_000)
     await asyncio.gather(*(r.close() for r in replicas))
     print(f"20,000 rows: one session {one:.1f}s, 200 sessions {many:.1f}s")
-    assert one <= 2 * many, f"one session {one:.1f}s vs 200 sessions {many:.1f}s"
+    # Relay v3 drains one session a batch at a time (no claim continues the keys of a claim in flight, so
+    # none can fence it out), while many short sessions go two lanes per relay at once: about twice as long
+    # on this machine (docs/benchmarks.md). What the bound guards: a long session's claims cost O(batch),
+    # never O(session) (before relay v2, 20,000 rows of one session took minutes).
+    assert one <= 3 * many, f"one session {one:.1f}s vs 200 sessions {many:.1f}s"

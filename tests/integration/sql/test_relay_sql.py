@@ -13,7 +13,7 @@ import asyncpg
 import pytest
 
 from genesis import db
-from relay.worker import ADMIT, CLAIM
+from relay.worker import ADMIT_LIMIT, CLAIM
 from tests.relay_harness import Pool, bulk_backlog, outbox_stats
 
 
@@ -26,8 +26,7 @@ async def pool(database_url: str) -> AsyncIterator[Pool]:
 
 
 async def claim(c: Any, batch: int, lease: float = 30) -> tuple[uuid.UUID | None, list[asyncpg.Record]]:
-    await c.execute(ADMIT, 1000)  # as the relay does first (relay.worker)
-    rows = await c.fetch(CLAIM, batch, lease, False, None, [], [])  # with no batch in flight
+    rows = await c.fetch(CLAIM, batch, lease, False, ADMIT_LIMIT)  # admitting new rows first, as the relay does
     tokens = {r["claim_token"] for r in rows}
     assert len(tokens) <= 1  # one claim, one token
     return (tokens.pop() if tokens else None), rows
@@ -57,7 +56,7 @@ async def test_a_key_is_claimed_only_through_its_head(pool: Pool) -> None:
 
 async def test_two_concurrent_claimers_never_share_a_row_or_a_key(pool: Pool) -> None:
     await bulk_backlog(pool, sessions=40, rounds=5)
-    await pool.execute("SELECT outbox_admit_new(1000)")  # committed first, as the relay does (relay.worker.ADMIT)
+    await pool.execute("SELECT outbox_admit_new(1000)")  # committed first, so that both claimers see every head
     async with pool.acquire() as a, pool.acquire() as b:
         async with a.transaction():  # A's claim stays uncommitted, its rows locked, while B claims
             _, rows_a = await claim(a, 25)

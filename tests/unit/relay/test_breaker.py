@@ -13,8 +13,9 @@ import pytest
 from aiokafka.errors import NotLeaderForPartitionError
 
 from genesis import db
+from relay.breakers import PARTITION_RECHECK
 from relay.publisher import Landing, OutboxRow, Outcome
-from relay.worker import PARTITION_RECHECK, RelayWorker
+from relay.worker import RelayWorker
 from tests.relay_harness import Pool, bulk_backlog
 
 PARTITIONS = 3
@@ -40,7 +41,7 @@ class OnePartitionLeaderless:
     async def probe(self) -> bool:
         return True  # the cluster answers metadata throughout
 
-    async def publish(self, rows: Sequence[OutboxRow]) -> list[Outcome]:
+    async def publish(self, rows: Sequence[OutboxRow], deadline: float | None = None) -> list[Outcome]:
         outcomes: list[Outcome] = []
         for row in rows:
             partition = self.partition_of(row)

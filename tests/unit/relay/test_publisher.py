@@ -13,7 +13,7 @@ from aiokafka.structs import RecordMetadata, TopicPartition
 
 from genesis.settings import Settings
 from relay.publisher import HeldBackError, Landing, OutboxRow, Publisher
-from relay.worker import _split
+from relay.settle import published
 
 
 class RefusesFirstBatch:
@@ -54,7 +54,7 @@ async def test_a_refused_batch_keeps_its_partitions_later_batches_from_going_ahe
     assert publisher._producer.submitted == []  # row 2 never reached the broker ahead of row 1
     assert isinstance(errors[0], NotLeaderForPartitionError)
     assert isinstance(errors[1], HeldBackError)
-    sent, failed, held = _split(rows, errors)
+    sent, failed, held, _ = published(rows, errors, [])[1:]
     assert (sent, list(failed), [r.id for r in held]) == ([], [1], [2])
 
 
@@ -100,7 +100,7 @@ async def test_a_later_batch_of_a_partition_is_never_acknowledged_ahead_of_an_ea
     assert publisher._producer.taken == [1]
     assert isinstance(outcomes[0], NotLeaderForPartitionError)
     assert isinstance(outcomes[1], HeldBackError)
-    sent, failed, held = _split(rows, outcomes)
+    sent, failed, held, _ = published(rows, outcomes, [])[1:]
     assert (sent, list(failed), [r.id for r in held]) == ([], [1], [2])
 
 
