@@ -102,7 +102,9 @@ class Batcher:
         try:
             async with self._pool.acquire() as conn:
                 while self._queue:
-                    await self._record(conn, self._take())
+                    batch = self._take()
+                    if batch:
+                        await self._record(conn, batch)
                 # Before the release's await: a command queued from now on starts a drainer of its own.
                 self._drainers -= 1
                 running = False
