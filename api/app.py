@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from api import asyncapi, console, docs, events, health, metrics, openapi, sessions, state, stream_tokens, tasks
+from api.batches import Batcher
 from api.cors import cors_headers, cors_middleware
 from api.live import EVENTS_CHANNEL, PROGRESS_CHANNEL, EventHub
 from api.middlewares import auth_middleware, error_middleware, request_id_header, request_id_middleware
@@ -78,6 +79,8 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
         max_size=settings.db_pool_max,
         statement_cache_size=settings.db_statement_cache_size,
     )
+    # As many batches in flight as the pool has connections: each waits for one, like any request.
+    app[state.BATCHER] = Batcher(app[state.POOL], drainers=settings.db_pool_max)
     yield
     await app[state.POOL].close()
 

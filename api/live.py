@@ -1,8 +1,10 @@
 """Live events for SSE streams: one LISTEN connection per process, shared by every open stream.
 
-NOTIFY on `genesis_events_v1` carries only a session id. The hub then reads that session's new
-events once, from the table, and hands them to each subscriber's bounded queue. A subscriber that
-falls too far behind is told to end its stream (the client resumes with Last-Event-ID).
+NOTIFY on `genesis_events_v1` carries the ids of the sessions that have new events, space-separated
+(one id from a single `submit_command`; a batch of commands, submit_commands, sends one NOTIFY listing its
+sessions). The hub then reads each such session's new events once, from the table, and hands them to
+each subscriber's bounded queue. A subscriber that falls too far behind is told to end its stream (the client
+resumes with Last-Event-ID).
 
 NOTIFY on `genesis_task_progress_v1` carries a session id and a command id: an agent reported
 progress (CONTRACT §5, §9). The hub reads the task's latest progress and sends it to that session's
@@ -133,13 +135,14 @@ class EventHub:
             self._cursor.pop(subscription.session_id, None)
             self._locks.pop(subscription.session_id, None)
 
-    def notified(self, channel: str, session_id: str) -> None:
+    def notified(self, channel: str, payload: str) -> None:
         if channel == PROGRESS_CHANNEL:
-            self._progress_notified(session_id)
+            self._progress_notified(payload)
             return
-        if session_id in self._subscribers:
-            self._pending.add(session_id)
-            self._wake.set()
+        for session_id in payload.split():
+            if session_id in self._subscribers:
+                self._pending.add(session_id)
+                self._wake.set()
 
     def reconnected(self) -> None:
         """After the LISTEN connection comes back, catch every open stream up from the table."""

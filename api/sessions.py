@@ -6,7 +6,7 @@ import logging
 
 from aiohttp import web
 
-from api import metrics, state
+from api import batches, metrics, state
 from api.requests import header_token, json_body, path_uuid
 from genesis import commands, db, errors
 from genesis.logs import bind
@@ -55,17 +55,16 @@ async def submit_command(request: web.Request) -> web.Response:
     command_type, payload = commands.validate(body.get("command_type"), body.get("payload", {}))
     request[metrics.COMMAND_TYPE] = command_type  # the metrics middleware counts the outcome
 
+    # Recorded with whatever other commands are waiting, in one transaction (group commit, api/batches.py).
+    command = batches.Command(
+        session_id, command_type, payload, request[state.USER_ID], idempotency_key, request[state.REQUEST_ID],
+        *tracing.current_context(),
+    )  # fmt: skip
     try:
-        row = await db.call(
-            request.app[state.POOL],
-            "SELECT * FROM submit_command($1, $2, $3, $4, $5, $6, $7, $8)",
-            session_id, command_type, payload, request[state.USER_ID], idempotency_key, request[state.REQUEST_ID],
-            *tracing.current_context(),
-        )  # fmt: skip
+        row = await request.app[state.BATCHER].submit(command)
     except errors.DuplicateCommand:
         log.info("duplicate command refused", extra={"fields": {"command_type": command_type}})
         raise
-    assert row is not None
     command_id = str(row["command_id"])
     bind(command_id=command_id, correlation_id=command_id)
     log.info(

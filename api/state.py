@@ -7,6 +7,7 @@ from typing import Any
 import asyncpg
 from aiohttp import web
 
+from api.batches import Batcher
 from api.live import EventHub
 from api.stream_limits import StreamLimits
 from genesis.auth.stream_tokens import StreamTokens
@@ -17,6 +18,7 @@ from genesis.telemetry.outbox_gauges import OutboxGauges
 
 SETTINGS = web.AppKey("settings", Settings)
 POOL: web.AppKey[asyncpg.Pool[Any]] = web.AppKey("pool")
+BATCHER = web.AppKey("batcher", Batcher)  # group commit of submitted commands
 VERIFIER = web.AppKey("verifier", TokenVerifier)
 STREAM_TOKENS = web.AppKey("stream_tokens", StreamTokens)
 HUB = web.AppKey("hub", EventHub)

@@ -111,14 +111,14 @@ async def connect(
 async def call(pool: asyncpg.Pool[Any], query: str, *args: object) -> asyncpg.Record | None:
     """One call of a SQL function that writes: one statement, hence one transaction, retried on serialization
     failures and deadlocks (with jitter), then SERVICE_BUSY."""
-    return await _retrying(query, lambda: pool.fetchrow(query, *args))
+    return await retrying(query, lambda: pool.fetchrow(query, *args))
 
 
-async def _retrying(query: str, attempt: Callable[[], Awaitable[T]]) -> T:
+async def retrying(query: str, attempt: Callable[[], Awaitable[T]]) -> T:
     for n in range(SERIALIZATION_RETRIES):
         try:
             with refusals():
-                return await _traced(query, attempt)
+                return await traced(query, attempt)
         except (asyncpg.SerializationError, asyncpg.DeadlockDetectedError):
             # Full jitter keeps colliding retries apart.
             await asyncio.sleep(random.uniform(0, 0.005 * 2**n))
@@ -128,10 +128,10 @@ async def _retrying(query: str, attempt: Callable[[], Awaitable[T]]) -> T:
 async def fetchval(pool: asyncpg.Pool[Any], query: str, *args: object) -> Any:
     """One read-only call of a SQL function, its refusals as domain errors."""
     with refusals():
-        return await _traced(query, lambda: pool.fetchval(query, *args))
+        return await traced(query, lambda: pool.fetchval(query, *args))
 
 
-async def _traced(query: str, attempt: Callable[[], Awaitable[T]]) -> T:
+async def traced(query: str, attempt: Callable[[], Awaitable[T]]) -> T:
     """One statement, in a CLIENT span of its own when the API exports spans (genesis.telemetry.db_spans)."""
     span = db_spans.start(query)
     try:

@@ -81,17 +81,21 @@ DUPLICATE_MESSAGE = "Command already processing"
 
 def from_postgres(exc: asyncpg.PostgresError) -> DomainError | None:
     """The domain error a refusal from SQL stands for, or None for anything else."""
-    kind = SQLSTATES.get(exc.sqlstate or "")
+    return from_refusal(exc.sqlstate or "", str(getattr(exc, "message", exc)), getattr(exc, "detail", None))
+
+
+def from_refusal(sqlstate: str, message: str, raw_detail: str | None) -> DomainError | None:
+    """The domain error for a refusal's SQLSTATE, message and detail (JSON fields), as raised or as a row of
+    submit_commands reports it; None for a SQLSTATE that is not a refusal."""
+    kind = SQLSTATES.get(sqlstate)
     if kind is None:
         return None
     detail: dict[str, Any] = {}
-    raw = getattr(exc, "detail", None)
-    if raw:
+    if raw_detail:
         try:
-            parsed = json.loads(raw)
+            parsed = json.loads(raw_detail)
         except ValueError:
             parsed = None
         if isinstance(parsed, dict):
             detail = parsed
-    message = DUPLICATE_MESSAGE if kind is DuplicateCommand else str(getattr(exc, "message", exc))
-    return kind(message, **detail)
+    return kind(DUPLICATE_MESSAGE if kind is DuplicateCommand else message, **detail)

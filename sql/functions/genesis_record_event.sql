@@ -34,7 +34,10 @@ BEGIN
       FROM e;
 
     -- Hints only (identical payloads fold into one per transaction); readers re-read the tables.
-    PERFORM pg_notify('genesis_outbox_v1', '');
-    PERFORM pg_notify('genesis_events_v1', _session_id::text);
+    -- Inside submit_commands (genesis.batch on) the batch notifies once for all its commands.
+    IF current_setting('genesis.batch', true) IS DISTINCT FROM 'on' THEN
+        PERFORM pg_notify('genesis_outbox_v1', '');
+        PERFORM pg_notify('genesis_events_v1', _session_id::text);
+    END IF;
 END;
 $$;

@@ -1,7 +1,7 @@
 -- Records a command, the event(s) it causes and their outbox rows in the caller's transaction,
 -- after locking the session and checking every rule. Refusals raise a GS4xx SQLSTATE (detail:
 -- JSON fields for the error body), so a refused command leaves nothing behind.
--- The API runs it at REPEATABLE READ and retries serialization failures; from psql it is just
+-- The API calls it through submit_commands (group commit, READ COMMITTED); from psql it is just
 --   SELECT * FROM submit_command('<session>', 'ConfirmStage', '{"stage": "..."}', '<user>');
 -- The signature before the trailing parameters were added: a second function beside this one would make
 -- calls that name only the old arguments ambiguous. Dropped in the same transaction that creates this one.

@@ -20,13 +20,14 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 
 from tests.benchmarks import bench_tracing, pgbench, waits
-from tests.benchmarks.harness import USER, Stack, api_stack, say
+from tests.benchmarks.harness import USER, Stack, api_stack, cpu_seconds, say
 
 CONCURRENCY = int(os.environ.get("BENCH_CONCURRENCY", "16"))
 HTTP_CLIENTS = [int(n) for n in os.environ.get("BENCH_HTTP_CLIENTS", "16,64,256").split(",")]
@@ -67,23 +68,85 @@ def load(
 
 def row(name: str, r: dict[str, Any]) -> str:
     figures = f"{r['per_second']:>12.0f}{r['p50_ms']:>9.1f}{r['p99_ms']:>9.1f}{r['requests']:>10}{r['load']:>7.1f}"
-    return f"{name:<38}{figures}  {r['statuses']}"
+    per_xact = f"{r['per_xact']:>8.1f}{r['per_write_xact']:>8.1f}{r['api_cpu_us']:>9.0f}" if "per_xact" in r else ""
+    return f"{name:<38}{figures}{per_xact}  {r['statuses']}"
 
 
-HEADER = f"{'path':<38}{'commands/s':>12}{'p50 ms':>9}{'p99 ms':>9}{'requests':>10}{'load':>7}  statuses"
+HEADER = (f"{'path':<38}{'commands/s':>12}{'p50 ms':>9}{'p99 ms':>9}{'requests':>10}{'load':>7}{'cmd/tx':>8}"
+          f"{'cmd/wtx':>8}{'API µs':>9}  statuses")  # fmt: skip
+# cmd/tx: commands per xact_commit of the database (pg_stat_database). It counts, besides the writes, one commit
+# per notification the API's LISTEN backend reads (PostgreSQL reads its queue in a transaction of its own), so
+# one command per transaction shows as 0.5. cmd/wtx: commands per write transaction (WRITERS).
 
 
-def measure(stack: Stack) -> tuple[dict[int, dict[str, Any]], dict[str, Any]]:
-    """HTTP at each of HTTP_CLIENTS and raw submit_command at CONCURRENCY, each on fresh sessions."""
+# A backend reports its statistics when it has been idle a while (PostgreSQL's PGSTAT_IDLE_INTERVAL, 10 s): the
+# API's pool connections, idle after a figure, have all reported theirs by then.
+STATS_SETTLE = float(os.environ.get("BENCH_STATS_SETTLE", "11"))
+
+
+async def commits(dsn: str) -> tuple[int, int]:
+    """The database's committed transactions so far, and its newest event's id."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        row = await conn.fetchrow(
+            "SELECT (SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()),"
+            " (SELECT coalesce(max(id), 0) FROM domain_events)"
+        )
+        assert row is not None
+        return int(row[0]), int(row[1])
+    finally:
+        await conn.close()
+
+
+# The write transactions that recorded a figure's commands: an event's metadata holds now(), its transaction's
+# start, so distinct values are distinct transactions (two starting in the same microsecond would count as one).
+WRITERS = """
+    SELECT count(DISTINCT e.correlation_id), count(DISTINCT e.metadata ->> 'timestamp')
+      FROM domain_events e WHERE e.id > $1
+"""
+
+
+async def writers(dsn: str, after_event: int) -> tuple[int, int]:
+    conn = await asyncpg.connect(dsn)
+    try:
+        row = await conn.fetchrow(WRITERS, after_event)
+        assert row is not None
+        return int(row[0]), int(row[1])
+    finally:
+        await conn.close()
+
+
+def measure(stack: Stack) -> tuple[dict[int, dict[str, Any]], dict[str, Any], dict[str, Any] | None]:
+    """HTTP at each of HTTP_CLIENTS, raw submit_command and (where it exists) raw submit_commands at CONCURRENCY,
+    each on fresh sessions. For HTTP: commands per committed transaction of the database (group commit; the wait
+    sampler's own ~50 tx/s included), commands per write transaction, and the API process's CPU per command."""
     http = {}
     for clients in HTTP_CLIENTS:
         say(f"creating {SESSIONS} sessions …")
         session_ids = asyncio.run(sessions(stack.dsn, SESSIONS))
+        time.sleep(STATS_SETTLE)
+        (xacts, newest), cpu = asyncio.run(commits(stack.dsn)), cpu_seconds(stack.api_pid)
         with waits.sampled(stack.dsn) as counts:
-            http[clients] = load("http", stack.base_url, session_ids, stack.env, stack.workdir, clients)
-        http[clients]["waits"] = waits.summary(counts)
+            r = http[clients] = load("http", stack.base_url, session_ids, stack.env, stack.workdir, clients)
+        r["api_cpu_us"] = (cpu_seconds(stack.api_pid) - cpu) / max(1, r["requests"]) * 1e6
+        time.sleep(STATS_SETTLE)
+        r["per_xact"] = r["requests"] / max(1, asyncio.run(commits(stack.dsn))[0] - xacts)
+        recorded, transactions = asyncio.run(writers(stack.dsn, newest))
+        r["per_write_xact"] = recorded / max(1, transactions)
+        r["waits"] = waits.summary(counts)
     raw = load("sql", stack.dsn, asyncio.run(sessions(stack.dsn, SESSIONS)), stack.env, stack.workdir)
-    return http, raw
+    batch = None
+    if asyncio.run(has_batch_path(stack.dsn)):
+        batch = load("sqlbatch", stack.dsn, asyncio.run(sessions(stack.dsn, SESSIONS)), stack.env, stack.workdir)
+    return http, raw, batch
+
+
+async def has_batch_path(dsn: str) -> bool:
+    conn = await asyncpg.connect(dsn)
+    try:
+        return bool(await conn.fetchval("SELECT to_regproc('submit_commands') IS NOT NULL"))
+    finally:
+        await conn.close()
 
 
 def pgbench_lines(dsn: str) -> list[str]:
@@ -98,7 +161,7 @@ def pgbench_lines(dsn: str) -> list[str]:
 
 def main() -> None:
     with api_stack("api") as stack:
-        http, raw = measure(stack)
+        http, raw, batch = measure(stack)
         sql_path = pgbench_lines(stack.dsn)
         tracing: list[str] = []
         if ROUNDS > 0:
@@ -111,6 +174,9 @@ def main() -> None:
     for clients, r in http.items():
         print(row(f"HTTP (genesis api), {clients} clients", r))
     print(row(f"raw submit_command (asyncpg), {CONCURRENCY}", raw))
+    if batch is not None:
+        print(row(f"raw submit_commands ×{os.environ.get('BENCH_BATCH_SIZE', '32')}, {CONCURRENCY}", batch))
+        print(f"raw batch / raw single = {batch['per_second'] / raw['per_second']:.2f}")
     print(f"PostgreSQL backends' CPU per raw command: {raw['backend_cpu_us']:.0f} µs")
     base = http.get(CONCURRENCY, next(iter(http.values())))
     ratio = base["per_second"] / raw["per_second"]

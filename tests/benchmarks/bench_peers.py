@@ -3,7 +3,8 @@
 The peer is procrastinate (`defer_async`: one INSERT and a NOTIFY per job, through its plpgsql
 function), installed by the Makefile in a virtualenv of its own (PEERS_PYTHON) and driven by
 tests/benchmarks/peer_procrastinate.py with 8 producers (`BENCH_PEER_PRODUCERS`), once before and
-once after our HTTP (16 clients) and raw submit_command figures, so drift of a shared machine shows.
+once after our HTTP (64 clients, `BENCH_PEER_HTTP_CLIENTS`: where group commit's batches form) and raw
+submit_command figures, so drift of a shared machine shows.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from tests.conftest import drop_database, on_server, with_database
 
 PRODUCERS = int(os.environ.get("BENCH_PEER_PRODUCERS", "8"))
 PEERS_PYTHON = os.environ.get("PEERS_PYTHON", "")
+HTTP_CLIENTS = int(os.environ.get("BENCH_PEER_HTTP_CLIENTS", "64"))
 
 
 def procrastinate_rate(admin_dsn: str, name: str) -> dict[str, float]:
@@ -37,21 +39,21 @@ def procrastinate_rate(admin_dsn: str, name: str) -> dict[str, float]:
 def main() -> None:
     if not PEERS_PYTHON:
         raise SystemExit("PEERS_PYTHON is not set: run `make bench-peers`")
-    bench_api.HTTP_CLIENTS[:] = [bench_api.CONCURRENCY]
+    bench_api.HTTP_CLIENTS[:] = [HTTP_CLIENTS]
     with api_stack("peers") as stack:
         admin = with_database(stack.dsn, "postgres")
         before = procrastinate_rate(admin, "genesis_bench_procrastinate")
-        http, raw = bench_api.measure(stack)
+        http, raw, _ = bench_api.measure(stack)
         after = procrastinate_rate(admin, "genesis_bench_procrastinate")
     print(f"{'path':<38}{'per second':>12}{'p50 ms':>9}{'p99 ms':>9}{'load':>7}")
     for name, r in (("procrastinate defer_async (before)", before), ("procrastinate defer_async (after)", after)):
         print(f"{name:<38}{r['per_second']:>12.0f}{r['p50_ms']:>9.1f}{r['p99_ms']:>9.1f}{r['load']:>7.1f}")
-    ours = http[bench_api.CONCURRENCY]
-    for name, r in ((f"HTTP commands, {bench_api.CONCURRENCY} clients", ours), ("raw submit_command", raw)):
+    ours = http[HTTP_CLIENTS]
+    for name, r in ((f"HTTP commands, {HTTP_CLIENTS} clients", ours), ("raw submit_command", raw)):
         print(f"{name:<38}{r['per_second']:>12.0f}{r['p50_ms']:>9.1f}{r['p99_ms']:>9.1f}{r['load']:>7.1f}")
     peer = (before["per_second"] + after["per_second"]) / 2
-    print(f"HTTP / procrastinate (mean of its two runs) = {ours['per_second'] / peer:.2f}   (goal ≥ 1)")
-    print(f"HTTP / raw = {ours['per_second'] / raw['per_second']:.2f}   (goal ≥ 0.85)")
+    print(f"HTTP / procrastinate (mean of its two runs) = {ours['per_second'] / peer:.2f}   (goal ≥ 1, aim 1.2)")
+    print(f"HTTP / raw single submit_command = {ours['per_second'] / raw['per_second']:.2f}")
 
 
 if __name__ == "__main__":

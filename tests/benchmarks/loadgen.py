@@ -1,12 +1,14 @@
 """Load generator, run in its own process so it is not the server's bottleneck.
 
-    python -m tests.benchmarks.loadgen http|sql TARGET SESSIONS_FILE CONCURRENCY SECONDS
+    python -m tests.benchmarks.loadgen http|sql|sqlbatch TARGET SESSIONS_FILE CONCURRENCY SECONDS
 
 Each worker takes a fresh session from the shared list and walks it through the Genesis flow
 (RequestConceptGeneration, SubmitFeedback, then ConfirmStage for each stage): every request is a
 command the service accepts, mixing async (202) and sync (200) ones. `http` posts to the API at
 TARGET (base URL; TOKEN from the environment); `sql` calls submit_command over asyncpg at
-TARGET (a DSN), one REPEATABLE READ statement each, as the API does. Prints one JSON line.
+TARGET (a DSN), one statement each, as the API did before group commit; `sqlbatch` calls submit_commands with
+BATCH_SIZE commands of as many sessions per statement (group commit's raw path; each command's latency is its
+batch's). Prints one JSON line.
 """
 
 from __future__ import annotations
@@ -115,6 +117,50 @@ async def sql_mode(dsn: str, sessions: list[str], concurrency: int, seconds: flo
         await pool.close()
 
 
+BATCH_SIZE = int(os.environ.get("BENCH_BATCH_SIZE", "32"))
+
+
+async def sqlbatch_mode(dsn: str, sessions: list[str], concurrency: int, seconds: float) -> dict[str, Any]:
+    """Each connection walks BATCH_SIZE sessions through the flow in step: one submit_commands per step."""
+    pool = await asyncpg.create_pool(dsn, min_size=concurrency, max_size=concurrency)
+    user = os.environ.get("BENCH_USER", "bench")
+    queue = iter(sessions)
+    latencies: list[float] = []
+    statuses: dict[int, int] = {}
+    deadline = time.perf_counter() + seconds
+
+    async def worker() -> None:
+        while time.perf_counter() < deadline:
+            group = [s for _, s in zip(range(BATCH_SIZE), queue, strict=False)]
+            if not group:
+                return
+            for command_type, payload in FLOW:
+                if time.perf_counter() >= deadline:
+                    return
+                batch = [{"session_id": s, "command_type": command_type, "payload": payload, "user_id": user}
+                         for s in group]  # fmt: skip
+                started = time.perf_counter()
+                rows = await pool.fetch("SELECT * FROM submit_commands($1::jsonb)", json.dumps(batch))
+                latencies.extend([time.perf_counter() - started] * len(rows))
+                for row in rows:
+                    status = 409 if row["error_sqlstate"] else (202 if row["is_async"] else 200)
+                    statuses[status] = statuses.get(status, 0) + 1
+
+    started = time.perf_counter()
+    try:
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+    finally:
+        await pool.close()
+    elapsed = time.perf_counter() - started
+    latencies.sort()
+    ok = sum(n for s, n in statuses.items() if s in (200, 202))
+    return {
+        "requests": len(latencies), "ok": ok, "statuses": statuses, "seconds": elapsed, "per_second": ok / elapsed,
+        "p50_ms": 1000 * latencies[len(latencies) // 2],
+        "p99_ms": 1000 * latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))],
+    }  # fmt: skip
+
+
 def backend_cpu(pids: list[int]) -> float:
     """User + system CPU seconds of these PostgreSQL backends (Linux /proc; the server is local)."""
     total = 0.0
@@ -128,7 +174,7 @@ def main() -> None:
     mode, target, sessions_file, concurrency, seconds = sys.argv[1:6]
     with open(sessions_file) as f:
         sessions = json.load(f)
-    runner = http_mode if mode == "http" else sql_mode
+    runner = {"http": http_mode, "sql": sql_mode, "sqlbatch": sqlbatch_mode}[mode]
     result = asyncio.run(runner(target, sessions, int(concurrency), float(seconds)))
     print(json.dumps(result))
 

@@ -141,22 +141,23 @@ async def test_a_serialization_failure_is_retried_not_a_5xx(
 
 
 def _watch_submit_command(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """The SQLSTATE (or "ok") of each attempt of the API's submit_command calls, as they come back."""
+    """The SQLSTATE (or "ok") of each attempt of the API's commands, as they come back: a whole batch's failure
+    (api/batches.py calls submit_commands) or each command's own row."""
     outcomes: list[str] = []
-    fetchrow = asyncpg.Pool.fetchrow
+    fetch = asyncpg.Connection.fetch
 
-    async def watched(pool: asyncpg.Pool[Any], query: str, *args: Any, **kwargs: Any) -> Any:
-        if "submit_command" not in query:
-            return await fetchrow(pool, query, *args, **kwargs)
+    async def watched(conn: asyncpg.Connection[Any], query: str, *args: Any, **kwargs: Any) -> Any:
+        if "submit_commands" not in query:
+            return await fetch(conn, query, *args, **kwargs)
         try:
-            row = await fetchrow(pool, query, *args, **kwargs)
+            rows = await fetch(conn, query, *args, **kwargs)
         except asyncpg.PostgresError as exc:
             outcomes.append(str(exc.sqlstate))
             raise
-        outcomes.append("ok")
-        return row
+        outcomes.extend(row["error_sqlstate"] or "ok" for row in rows)
+        return rows
 
-    monkeypatch.setattr(asyncpg.Pool, "fetchrow", watched)
+    monkeypatch.setattr(asyncpg.Connection, "fetch", watched)
     return outcomes
 
 
