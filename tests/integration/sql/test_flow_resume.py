@@ -15,36 +15,46 @@ from genesis import db
 HANDLE = {"concepts": [{"title": "A"}]}
 
 
+async def _row(conn: asyncpg.Connection[Any], query: str, *args: object) -> Any:
+    return await conn.fetchrow(query, *args)
+
+
 async def _session_with_request(conn: asyncpg.Connection[Any]) -> tuple[str, str]:
     session = (await conn.fetchval("SELECT create_session('alice')"))["id"]
-    row = await conn.fetchrow(
-        "SELECT * FROM submit_command($1::uuid, 'RequestConceptGeneration', '{}'::jsonb, 'alice')", session
+    row = await _row(
+        conn, "SELECT * FROM submit_command($1::uuid, 'RequestConceptGeneration', '{}'::jsonb, 'alice')", session
     )
     return str(session), str(row["command_id"])
 
 
-async def _park(conn: asyncpg.Connection[Any], command_id: str, handle: Any = None, timeout: int = 3600) -> Any:
-    return await conn.fetchrow(
+async def _park(conn: asyncpg.Connection[Any], command_id: str, handle: Any = None, seconds: int = 3600) -> Any:
+    return await _row(
+        conn,
         "SELECT * FROM park_flow($1::uuid, $2::jsonb, $3, $4::text[])",
         command_id,
         HANDLE if handle is None else handle,
-        timeout,
+        seconds,
         ["SubmitFeedback"],
     )
 
 
 async def _feedback(conn: asyncpg.Connection[Any], session: str, text: str = "more") -> Any:
-    return await conn.fetchrow(
-        "SELECT * FROM submit_command($1::uuid, 'SubmitFeedback', $2::jsonb, 'alice')", session, {"feedback": text}
+    return await _row(
+        conn,
+        "SELECT * FROM submit_command($1::uuid, 'SubmitFeedback', $2::jsonb, 'alice')",
+        session,
+        {"feedback": text},
     )
 
 
 async def test_park_is_idempotent_and_one_flow_has_one_open_handle(conn: asyncpg.Connection[Any]) -> None:
     session, command = await _session_with_request(conn)
     first = await _park(conn, command)
-    assert first["created"] and first["handle"]["status"] == "PAUSED"
+    assert first["created"]
+    assert first["handle"]["status"] == "PAUSED"
     again = await _park(conn, command)
-    assert not again["created"] and again["handle"] == first["handle"]
+    assert not again["created"]
+    assert again["handle"] == first["handle"]
     with pytest.raises(asyncpg.PostgresError) as refused:
         await _park(conn, command, handle={"other": 1})
     assert refused.value.sqlstate == "GS413"
@@ -57,11 +67,12 @@ async def test_the_next_expected_command_resumes_the_flow_in_its_transaction(con
     session, command = await _session_with_request(conn)
     handle = (await _park(conn, command))["handle"]
     answer = await _feedback(conn, session)
-    row = await conn.fetchrow("SELECT * FROM flow_resume_handles WHERE id = $1::uuid", handle["handle_id"])
-    assert row["status"] == "RESUMED" and row["resumed_by"] == answer["command_id"]
+    row = await _row(conn, "SELECT * FROM flow_resume_handles WHERE id = $1::uuid", handle["handle_id"])
+    assert row["status"] == "RESUMED"
+    assert row["resumed_by"] == answer["command_id"]
     assert row["resume_payload"] == {"feedback": "more"}
     expected = {"handle_id": handle["handle_id"], "correlation_id": command, "resume_handle": HANDLE}
-    event = await conn.fetchrow("SELECT * FROM domain_events WHERE event_id = $1", answer["event_ids"][0])
+    event = await _row(conn, "SELECT * FROM domain_events WHERE event_id = $1", answer["event_ids"][0])
     assert event["metadata"]["resumes"] == expected
     outbox = await conn.fetchval("SELECT payload FROM event_outbox WHERE event_id = $1", answer["event_ids"][0])
     assert outbox["metadata"]["resumes"] == expected
@@ -70,8 +81,9 @@ async def test_the_next_expected_command_resumes_the_flow_in_its_transaction(con
 
 async def test_a_command_that_is_not_expected_does_not_resume(conn: asyncpg.Connection[Any]) -> None:
     session, command = await _session_with_request(conn)
-    handle = (await _park(conn, command, timeout=60))["handle"]
-    await conn.fetchrow(
+    handle = (await _park(conn, command, seconds=60))["handle"]
+    await _row(
+        conn,
         "SELECT * FROM submit_command($1::uuid, 'ConfirmStage', $2::jsonb, 'alice')",
         session,
         {"stage": "CONCEPT_SELECTION"},
@@ -99,9 +111,9 @@ async def _park_second(conn: asyncpg.Connection[Any], session: str) -> str:
         "SELECT id FROM command_inbox WHERE session_id = $1::uuid AND command_type = 'RequestConceptGeneration'",
         session,
     )
-    await conn.fetchrow("SELECT * FROM complete_command($1, 'COMPLETED', '{}'::jsonb)", first)
-    row = await conn.fetchrow(
-        "SELECT * FROM submit_command($1::uuid, 'RequestConceptGeneration', '{}'::jsonb, 'alice')", session
+    await _row(conn, "SELECT * FROM complete_command($1, 'COMPLETED', '{}'::jsonb)", first)
+    row = await _row(
+        conn, "SELECT * FROM submit_command($1::uuid, 'RequestConceptGeneration', '{}'::jsonb, 'alice')", session
     )
     return str((await _park(conn, str(row["command_id"])))["handle"]["handle_id"])
 
@@ -111,19 +123,21 @@ async def test_a_resume_before_the_pause_creates_the_handle_resumed(conn: asyncp
     answer = await _feedback(conn, session)
     parked = await _park(conn, command)
     handle = parked["handle"]
-    assert handle["status"] == "RESUMED" and handle["resumed_by"] == str(answer["command_id"])
+    assert handle["status"] == "RESUMED"
+    assert handle["resumed_by"] == str(answer["command_id"])
     assert handle["resume_payload"] == {"feedback": "more"}
     assert (await _park(conn, command))["handle"] == handle  # the agent's retry gets the same answer
 
 
 async def test_the_sweep_expires_a_paused_handle_with_its_event(conn: asyncpg.Connection[Any]) -> None:
     session, command = await _session_with_request(conn)
-    handle = (await _park(conn, command, timeout=1))["handle"]
+    handle = (await _park(conn, command, seconds=1))["handle"]
     await conn.execute("UPDATE flow_resume_handles SET expires_at = now() - interval '1 second'")
     assert await conn.fetchval("SELECT expire_flow_handles()") == 1
     assert await conn.fetchval("SELECT expire_flow_handles()") == 0
     assert await conn.fetchval("SELECT status FROM flow_resume_handles") == "EXPIRED"
-    event = await conn.fetchrow(
+    event = await _row(
+        conn,
         "SELECT * FROM domain_events WHERE event_type = 'Genesis.Session.Flow.Failed' AND aggregate_id = $1::uuid",
         session,
     )
@@ -153,5 +167,6 @@ async def test_concurrent_parks_leave_one_open_handle(database_url: str, conn: a
     go.set()
     outcomes = await asyncio.gather(*tasks)
     assert outcomes.count("created") == 1, outcomes
-    assert outcomes.count("same") == 5 and outcomes.count("GS413") == 6, outcomes
+    assert outcomes.count("same") == 5, outcomes
+    assert outcomes.count("GS413") == 6, outcomes
     assert await conn.fetchval("SELECT count(*) FROM flow_resume_handles") == 1
