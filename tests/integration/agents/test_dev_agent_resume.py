@@ -107,7 +107,7 @@ async def test_another_agent_process_resumes_the_flow_a_killed_one_parked(
             status = await conn.fetchval(
                 "SELECT status FROM flow_resume_handles WHERE correlation_id = $1", uuid.UUID(request)
             )
-            return status == "PAUSED"
+            return bool(status == "PAUSED")
 
         await eventually(parked, within=60, what="the flow parked", every=0.05)
         _kill(parker)
