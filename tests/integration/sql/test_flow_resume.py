@@ -170,3 +170,51 @@ async def test_concurrent_parks_leave_one_open_handle(database_url: str, conn: a
     assert outcomes.count("same") == 5, outcomes
     assert outcomes.count("GS413") == 6, outcomes
     assert await conn.fetchval("SELECT count(*) FROM flow_resume_handles") == 1
+
+
+async def test_a_connection_lost_before_commit_leaves_the_handle_paused(
+    database_url: str, conn: asyncpg.Connection[Any]
+) -> None:
+    session, command = await _session_with_request(conn)
+    handle = (await _park(conn, command))["handle"]
+    user = await db.connect(database_url, application_name="genesis-api")
+    await user.execute("BEGIN")
+    await _feedback(user, session)
+    inside = await user.fetchval("SELECT status FROM flow_resume_handles WHERE id = $1::uuid", handle["handle_id"])
+    assert inside == "RESUMED"
+    pid = await user.fetchval("SELECT pg_backend_pid()")
+    await conn.execute("SELECT pg_terminate_backend($1)", pid)
+    user.terminate()
+    after = await _row(
+        conn, "SELECT status, resumed_by FROM flow_resume_handles WHERE id = $1::uuid", handle["handle_id"]
+    )
+    assert after["status"] == "PAUSED"
+    assert after["resumed_by"] is None
+    assert await conn.fetchval("SELECT count(*) FROM command_inbox WHERE command_type = 'SubmitFeedback'") == 0
+
+
+async def test_a_command_refused_by_the_stage_rules_does_not_resume(conn: asyncpg.Connection[Any]) -> None:
+    session, command = await _session_with_request(conn)
+    row = await _row(conn, "SELECT * FROM park_flow($1::uuid, $2::jsonb, 60, ARRAY['ConfirmStage'])", command, HANDLE)
+    with pytest.raises(asyncpg.PostgresError) as refused:
+        await _row(
+            conn,
+            "SELECT * FROM submit_command($1::uuid, 'ConfirmStage', $2::jsonb, 'alice')",
+            session,
+            {"stage": "WORLDVIEW"},
+        )
+    assert refused.value.sqlstate == "GS410"
+    status = await conn.fetchval(
+        "SELECT status FROM flow_resume_handles WHERE id = $1::uuid", row["handle"]["handle_id"]
+    )
+    assert status == "PAUSED"
+    confirmed = await _row(
+        conn,
+        "SELECT * FROM submit_command($1::uuid, 'ConfirmStage', $2::jsonb, 'alice')",
+        session,
+        {"stage": "CONCEPT_SELECTION"},
+    )
+    resumed_by = await conn.fetchval(
+        "SELECT resumed_by FROM flow_resume_handles WHERE id = $1::uuid", row["handle"]["handle_id"]
+    )
+    assert resumed_by == confirmed["command_id"]
