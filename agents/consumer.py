@@ -67,6 +67,28 @@ class UnreadableRecordError(ValueError):
 
 
 @dataclass(frozen=True)
+class Resumes:
+    """The paused flow an event's command resumed (the event's `metadata.resumes`, CONTRACT §9)."""
+
+    handle_id: str
+    correlation_id: str  # the command whose flow was parked
+    resume_handle: dict[str, Any]  # what the parking agent handed to wait()
+
+    @classmethod
+    def from_event(cls, event: dict[str, Any]) -> Resumes | None:
+        """None when the event resumes no flow, or says so in a shape this agent cannot read."""
+        metadata = event.get("metadata")
+        resumes = metadata.get("resumes") if isinstance(metadata, dict) else None
+        if not isinstance(resumes, dict):
+            return None
+        handle_id, correlation_id = resumes.get("handle_id"), resumes.get("correlation_id")
+        resume_handle = resumes.get("resume_handle")
+        if not isinstance(handle_id, str) or not isinstance(correlation_id, str) or not isinstance(resume_handle, dict):
+            return None
+        return cls(handle_id=handle_id, correlation_id=correlation_id, resume_handle=resume_handle)
+
+
+@dataclass(frozen=True)
 class Event:
     """One Genesis event as read from the topic (the value is the event JSON, CONTRACT §6)."""
 
@@ -78,6 +100,11 @@ class Event:
     value: dict[str, Any]
     partition: int
     offset: int
+
+    @property
+    def resumes(self) -> Resumes | None:
+        """The paused flow this event's command resumed, or None (a command that resumes nothing)."""
+        return Resumes.from_event(self.value)
 
     @classmethod
     def from_record(

@@ -5,6 +5,12 @@ It answers ConceptGenerationRequested with progress (30, then 70) and `count` pl
 the payload's preferences, and FeedbackSubmitted with a revision that quotes the feedback. Every result says
 `"generator": "development"`. Results are a function of the command alone, so a redelivered event completes
 its task with the same result again: the API answers as before and records nothing.
+
+The concept flow waits for the user (CONTRACT §9): before proposing, the agent parks the flow with its concepts
+as the resume handle, expecting SubmitFeedback (parking before completing, so the user cannot answer before the
+pause exists). The feedback that resumes it is answered with a revision of those concepts, by whichever member
+of the group reads it: the handle, not this process's memory, carries the flow. When the user answered before
+the pause landed, wait() says so (RESUMED) and the revision is made at once.
 """
 
 from __future__ import annotations
@@ -26,6 +32,8 @@ AGENT_USER = "genesis-dev-agent"
 TOKEN_TTL = 3600
 CONCEPTS_REQUESTED = "Genesis.Session.ConceptGenerationRequested"
 FEEDBACK_SUBMITTED = "Genesis.Session.FeedbackSubmitted"
+FEEDBACK_COMMAND = "SubmitFeedback"
+WAIT_SECONDS = 86400  # how long a proposal waits for the user's feedback
 
 
 def placeholder_concepts(payload: dict[str, Any]) -> list[dict[str, Any]]:
@@ -45,14 +53,23 @@ def placeholder_concepts(payload: dict[str, Any]) -> list[dict[str, Any]]:
     ]
 
 
-def placeholder_revision(payload: dict[str, Any]) -> dict[str, Any]:
+def placeholder_revision(payload: dict[str, Any], resume_handle: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A revision quoting the feedback; of the proposed concepts when it resumes a concept flow."""
     feedback = str(payload.get("feedback", ""))
-    return {
+    revision = {
         "revision": f'Revised to answer the feedback: "{feedback}"',
         "feedback": feedback,
         "target": payload.get("target"),
         "generator": GENERATOR,
     }
+    given = (resume_handle or {}).get("concepts")
+    if isinstance(given, list):
+        revision["concepts"] = [
+            {**c, "title": f"{c.get('title', 'Concept')} (revised)", "revised_for": feedback}
+            for c in given
+            if isinstance(c, dict)
+        ]
+    return revision
 
 
 class DevToken:
@@ -82,16 +99,27 @@ def dev_agent(settings: Settings, tasks: TaskClient) -> Agent:
         await asyncio.sleep(step)
         await tasks.progress(event.command_id, 70, "Shaping them by the preferences")
         await asyncio.sleep(step)
-        result = {"concepts": placeholder_concepts(event.payload), "generator": GENERATOR}
+        concepts = placeholder_concepts(event.payload)
+        # Parked before proposing: the feedback cannot come before the pause exists (save the race below).
+        handle = await tasks.wait(event.command_id, {"concepts": concepts}, WAIT_SECONDS, [FEEDBACK_COMMAND])
+        result = {"concepts": concepts, "generator": GENERATOR}
         await tasks.complete(event.command_id, "COMPLETED", result)
-        log.info("proposed concepts", extra={"fields": {"command_id": event.command_id}})
+        log.info("proposed concepts", extra={"fields": {"command_id": event.command_id, "handle": handle["status"]}})
+        if handle["status"] == "RESUMED" and handle.get("resumed_by"):
+            # The user answered before the pause landed: their command's event carries no `resumes`, so the
+            # revision of these concepts is made now (a plain answer to that event loses with 409, settled).
+            await revise(str(handle["resumed_by"]), handle.get("resume_payload") or {}, {"concepts": concepts})
+
+    async def revise(command_id: str, payload: dict[str, Any], resume_handle: dict[str, Any] | None) -> None:
+        await tasks.progress(command_id, 50, "Revising")
+        await asyncio.sleep(step)
+        await tasks.complete(command_id, "COMPLETED", placeholder_revision(payload, resume_handle))
+        log.info("revised content", extra={"fields": {"command_id": command_id, "resumed": resume_handle is not None}})
 
     @agent.handler(FEEDBACK_SUBMITTED)
     async def feedback(event: Event) -> None:
-        await tasks.progress(event.command_id, 50, "Revising")
-        await asyncio.sleep(step)
-        await tasks.complete(event.command_id, "COMPLETED", placeholder_revision(event.payload))
-        log.info("revised content", extra={"fields": {"command_id": event.command_id}})
+        resumes = event.resumes
+        await revise(event.command_id, event.payload, resumes.resume_handle if resumes else None)
 
     return agent
 

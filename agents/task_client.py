@@ -71,6 +71,17 @@ class TaskClient:
         """Settles the task; `{"command_id", "command_status", "event_id"}` of its result event."""
         return await self._post(f"/genesis/tasks/{command_id}/complete", {"outcome": outcome, "result": result})
 
+    async def wait(
+        self, command_id: str, resume_handle: dict[str, Any], timeout_seconds: int, expects: list[str]
+    ) -> dict[str, Any]:
+        """Parks the task's flow until the user's next command of a type in `expects` (CONTRACT §9).
+
+        Answers the handle: `status` PAUSED, or RESUMED when the user's answer came before the pause landed (then
+        `resume_payload` and `resumed_by` say which command resumed it, and the flow goes on at once). Retrying is
+        safe: the same request again answers the same handle and records nothing."""
+        body = {"resume_handle": resume_handle, "timeout_seconds": timeout_seconds, "expects": expects}
+        return await self._post(f"/genesis/tasks/{command_id}/wait", body)
+
     async def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         if self._http is None:
             raise RuntimeError("use `async with TaskClient(...)`")
@@ -88,7 +99,7 @@ class TaskClient:
                 last = f"{type(exc).__name__}: {exc}"
                 log.warning("POST %s failed (%s); attempt %d of %d", path, last, attempt + 1, self.attempts)
                 continue
-            if status == 200 and isinstance(answer, dict):
+            if status in (200, 201) and isinstance(answer, dict):
                 return answer
             if status in RETRIED_STATUSES:
                 last = f"HTTP {status}: {answer}"

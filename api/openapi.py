@@ -10,6 +10,7 @@ from aiohttp import web
 
 from api.openapi_paths import service, sessions, tasks
 from api.openapi_schemas import schemas
+from api.openapi_waits import wait_paths, wait_schemas
 from genesis.auth.tokens import AGENT_SCOPE
 
 routes = web.RouteTableDef()
@@ -45,9 +46,9 @@ def document() -> dict[str, Any]:
                     "description": "From POST /genesis/sessions/{session_id}/stream-tokens; the event stream only",
                 },
             },
-            "schemas": schemas(),
+            "schemas": {**schemas(), **wait_schemas()},
         },
-        "paths": {**sessions(), **tasks(), **service()},
+        "paths": {**sessions(), **tasks(), **wait_paths(), **service()},
     }
 
 

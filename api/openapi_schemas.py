@@ -37,7 +37,7 @@ ERROR_CODES: tuple[str, ...] = tuple(
 # Every field of the session JSON (sql/functions/genesis_session_json.sql).
 _SESSION_FIELDS = (
     "id", "user_id", "status", "stage", "stage_data", "version", "created_at", "updated_at", "is_pending",
-    "pending_commands",
+    "pending_commands", "waiting",
 )  # fmt: skip
 
 
@@ -91,6 +91,11 @@ def schemas() -> dict[str, Any]:
                     "type": "array",
                     "description": "The commands in flight, oldest first",
                     "items": ref("PendingCommand"),
+                },
+                "waiting": {
+                    "type": "array",
+                    "description": "The flows waiting for the user's answer (open resume handles), oldest first",
+                    "items": ref("WaitingFlow"),
                 },
             },
         },

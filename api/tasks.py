@@ -19,6 +19,7 @@ log = logging.getLogger("genesis.api")
 routes = web.RouteTableDef()
 
 MAX_MESSAGE = 1000
+MAX_WAIT = 604800  # a week, in seconds
 
 
 class _Body(pydantic.BaseModel):
@@ -45,7 +46,27 @@ class TaskCompletion(_Body):
     result: dict[str, Any] = pydantic.Field(default_factory=dict)
 
 
-BODIES: dict[str, type[_Body]] = {"TaskProgress": TaskProgress, "TaskCompletion": TaskCompletion}
+class TaskWait(_Body):
+    """Parks the task's flow until the user's next command of an expected type (CONTRACT §9)."""
+
+    model_config = pydantic.ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "resume_handle": {"concepts": [{"title": "A"}]},
+                    "timeout_seconds": 3600,
+                    "expects": ["SubmitFeedback"],
+                }
+            ]
+        }
+    )
+
+    resume_handle: dict[str, Any] = pydantic.Field(description="What the flow needs to go on; handed back on resume")
+    timeout_seconds: int = pydantic.Field(ge=1, le=MAX_WAIT)
+    expects: list[str] = pydantic.Field(min_length=1, description="Command types that resume the flow")
+
+
+BODIES: dict[str, type[_Body]] = {"TaskProgress": TaskProgress, "TaskCompletion": TaskCompletion, "TaskWait": TaskWait}
 
 
 async def _body(request: web.Request, model: type[_Body]) -> dict[str, Any]:
@@ -96,3 +117,24 @@ async def complete_task(request: web.Request) -> web.Response:
     return web.json_response(
         {"command_id": str(command_id), "command_status": row["command_status"], "event_id": str(row["event_id"])}
     )
+
+
+@routes.post("/genesis/tasks/{command_id}/wait", name="wait_for_user")
+async def wait_for_user(request: web.Request) -> web.Response:
+    require_scope(request, AGENT_SCOPE)
+    command_id = path_uuid(request, "command_id", errors.CommandNotFound)
+    bind(command_id=str(command_id), correlation_id=str(command_id))
+    body = await _body(request, TaskWait)
+    row = await db.call(
+        request.app[state.POOL],
+        "SELECT * FROM park_flow($1, $2, $3, $4)",
+        command_id,
+        body["resume_handle"],
+        body["timeout_seconds"],
+        body["expects"],
+    )
+    assert row is not None
+    handle = row["handle"]
+    if row["created"]:
+        log.info("flow parked", extra={"fields": {"handle_id": handle["handle_id"], "status": handle["status"]}})
+    return web.json_response(handle, status=201)

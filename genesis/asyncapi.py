@@ -135,6 +135,16 @@ def _metadata() -> Schema:
             "timestamp": {"type": "string", "format": "date-time"},
             "traceparent": {"type": "string"},
             "tracestate": {"type": "string"},
+            "resumes": {
+                "type": "object",
+                "description": "On the event of a command that resumed a flow waiting for the user (issue 25)",
+                "required": ["handle_id", "correlation_id", "resume_handle"],
+                "properties": {
+                    "handle_id": {"type": "string", "format": "uuid"},
+                    "correlation_id": {"type": "string", "format": "uuid", "description": "The flow's command"},
+                    "resume_handle": {"type": "object", "description": "What the flow parked with"},
+                },
+            },
         },
     }
 

@@ -34,6 +34,7 @@ DuplicateCommand = _error("DuplicateCommand", 409, "DUPLICATE_COMMAND")
 StageConflict = _error("StageConflict", 409, "STAGE_CONFLICT")
 SessionClosed = _error("SessionClosed", 409, "SESSION_CLOSED")
 CommandNotPending = _error("CommandNotPending", 409, "COMMAND_NOT_PENDING")
+AlreadyWaiting = _error("AlreadyWaiting", 409, "ALREADY_WAITING")
 UnknownCommand = _error("UnknownCommand", 422, "UNKNOWN_COMMAND")
 ValidationFailed = _error("ValidationFailed", 422, "VALIDATION_ERROR")
 IdempotencyKeyReused = _error("IdempotencyKeyReused", 422, "IDEMPOTENCY_KEY_REUSED")
@@ -58,6 +59,7 @@ SQLSTATES: dict[str, type[DomainError]] = {
     "GS410": StageConflict,
     "GS411": SessionClosed,
     "GS412": CommandNotPending,
+    "GS413": AlreadyWaiting,
     "GS422": UnknownCommand,
     "GS423": ValidationFailed,
     "GS424": IdempotencyKeyReused,

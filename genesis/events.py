@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from typing import Any
+from typing import Any, Literal
 
 import pydantic
 
@@ -78,11 +78,20 @@ class CommandExpired(_EventPayload):
     reason: str
 
 
+class FlowFailed(_EventPayload):
+    """A flow waiting for the user (a resume handle) was not resumed before its deadline (expire_flow_handles)."""
+
+    correlation_id: uuid.UUID = pydantic.Field(description="The command whose flow was waiting")
+    handle_id: uuid.UUID
+    reason: Literal["EXPIRED"]
+
+
 # Events recorded outside the command catalogue, by event type.
 SESSION_EVENTS: dict[str, type[pydantic.BaseModel]] = {
     "Genesis.Session.Created": SessionCreated,
     "Genesis.Session.Finished": SessionFinished,
     "Genesis.Session.CommandFailed": CommandExpired,
+    "Genesis.Session.Flow.Failed": FlowFailed,
 }
 
 # A catalogue command whose event does not carry the command's payload as sent (submit_command's ConfirmStage branch).

@@ -150,8 +150,11 @@ async def _sweep(pool: asyncpg.Pool[Any], settings: Settings, stop: asyncio.Even
                 expired = await pool.fetchval(
                     "SELECT expire_stale_commands(make_interval(secs => $1))", settings.command_timeout
                 )
-                if pruned or expired:
-                    log.info("sweep", extra={"fields": {"pruned_sent_rows": pruned, "expired_commands": expired}})
+                # Waiting flows past their deadline: EXPIRED, with a Genesis.Session.Flow.Failed event.
+                expired_flows = await pool.fetchval("SELECT expire_flow_handles()")
+                if pruned or expired or expired_flows:
+                    fields = {"pruned_sent_rows": pruned, "expired_commands": expired, "expired_flows": expired_flows}
+                    log.info("sweep", extra={"fields": fields})
         except (*db.DATABASE_GONE, asyncpg.PostgresError) as exc:
             log.warning("sweep failed: %s", exc)  # the next round tries again
         await stopped_within(stop, min(STATS_INTERVAL, settings.relay_sweep_interval))

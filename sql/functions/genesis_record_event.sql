@@ -5,10 +5,14 @@
 -- The outbox headers are the record's Kafka headers as they will be sent: ours, the CloudEvents 1.0
 -- Kafka binding (binary mode; the value is the event JSON) and the W3C trace context of the request
 -- that caused the event, kept in the same transaction so the relay only copies them.
+-- `_metadata` is merged into the event's metadata (submit_command's `resumes`: the flow the command resumed);
+-- events are immutable once written, so it must come here rather than be added afterwards.
+-- The signature before `_metadata`: dropped so calls naming only the old arguments are not ambiguous.
+DROP FUNCTION IF EXISTS genesis_record_event(uuid, integer, uuid, uuid, text, jsonb, uuid, text, text, text, text);
 CREATE OR REPLACE FUNCTION genesis_record_event(
     _session_id uuid, _version integer, _causation_id uuid, _event_id uuid, _event_type text, _payload jsonb,
     _correlation_id uuid, _user_id text, _request_id text, _traceparent text DEFAULT NULL,
-    _tracestate text DEFAULT NULL)
+    _tracestate text DEFAULT NULL, _metadata jsonb DEFAULT NULL)
 RETURNS void
 LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
@@ -26,7 +30,7 @@ BEGIN
                     'user_id', _user_id,
                     'source_service', coalesce(nullif(current_setting('application_name', true), ''), 'sql'),
                     'request_id', _request_id,
-                    'timestamp', now()) || _trace)
+                    'timestamp', now()) || _trace || coalesce(_metadata, '{}'::jsonb))
         RETURNING *)
     INSERT INTO event_outbox (event_id, topic, key, payload, headers)
     SELECT e.event_id, coalesce(nullif(current_setting('genesis.kafka_topic', true), ''), 'domain-events'),

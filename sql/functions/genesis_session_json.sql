@@ -11,7 +11,13 @@ LANGUAGE sql STABLE AS $$
         'stage_data', _s.stage_data, 'version', _s.version,
         'created_at', _s.created_at, 'updated_at', _s.updated_at,
         'is_pending', _pending.commands <> '[]'::jsonb,
-        'pending_commands', _pending.commands)
+        'pending_commands', _pending.commands,
+        'waiting', (SELECT coalesce(jsonb_agg(jsonb_build_object('handle_id', h.id, 'correlation_id', h.correlation_id,
+                                                                 'expects', to_jsonb(h.expects),
+                                                                 'expires_at', h.expires_at, 'status', h.status)
+                                              ORDER BY h.created_at, h.id), '[]'::jsonb)
+                      FROM flow_resume_handles h
+                     WHERE h.session_id = _s.id AND h.status IN ('PENDING_PAUSE', 'PAUSED')))
       FROM (SELECT coalesce(jsonb_agg(jsonb_build_object('id', c.id, 'type', c.command_type)
                                       ORDER BY c.created_at, c.id), '[]'::jsonb) AS commands
               FROM command_inbox c

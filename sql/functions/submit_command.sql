@@ -25,6 +25,7 @@ DECLARE
     _next_stage text;
     _data jsonb;
     _reply jsonb;
+    _metadata jsonb;
 BEGIN
     SELECT * INTO _rule FROM genesis_command_catalogue() c WHERE c.command_type = _command_type;
     IF NOT FOUND THEN
@@ -131,11 +132,14 @@ BEGIN
                 _request_id, now());
     END IF;
 
+    -- A flow waiting in this session for this command type resumes with it (issue 25), in this transaction.
+    _metadata := (SELECT jsonb_build_object('resumes', r)
+                    FROM genesis_resume_flow(_session_id, _command_type, _command_id, _payload) r WHERE r IS NOT NULL);
     IF _command_type = 'ConfirmStage' THEN
         PERFORM genesis_record_event(_session_id, _before.version + 1, _before.last_event_id, _event_ids[1],
             _rule.event_type,
             jsonb_build_object('stage', _before.stage, 'next_stage', _next_stage, 'data', _data),
-            _command_id, _user_id, _request_id, _traceparent, _tracestate);
+            _command_id, _user_id, _request_id, _traceparent, _tracestate, _metadata);
         IF _next_stage = 'FINISHED' THEN
             PERFORM genesis_record_event(_session_id, _before.version + 2, _event_ids[1], _event_ids[2],
                 'Genesis.Session.Finished', jsonb_build_object('stage_data', _session.stage_data),
@@ -143,7 +147,8 @@ BEGIN
         END IF;
     ELSE
         PERFORM genesis_record_event(_session_id, _before.version + 1, _before.last_event_id, _event_ids[1],
-            _rule.event_type, _payload, _command_id, _user_id, _request_id, _traceparent, _tracestate);
+            _rule.event_type, _payload, _command_id, _user_id, _request_id, _traceparent, _tracestate,
+            _metadata);
     END IF;
     IF _rule.is_async THEN
         INSERT INTO async_tasks (command_id, session_id, task_type, input)

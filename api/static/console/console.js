@@ -3,6 +3,7 @@
 import { EventStream } from "./sse.js";
 import { dotted, field, short } from "./dom.js";
 import { TaskList } from "./tasks.js";
+import { renderWaiting } from "./waiting.js";
 
 const $ = (id) => document.querySelector(`[data-testid="${id}"]`);
 const store = window.sessionStorage; // per tab, gone when it closes: a pasted token does not linger
@@ -133,6 +134,7 @@ function renderSession(session) {
     li.className = i < current ? "done" : i === current ? "current" : "";
     return li;
   }));
+  renderWaiting($("session-waiting"), session.waiting || []);
   if (ui.commandType.value === "ConfirmStage" && !ui.payload.dataset.edited) resetPayload();
 }
 

@@ -184,6 +184,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/genesis/tasks/{command_id}/wait": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Park the task's flow until the user answers
+         * @description For agents (scope genesis:agent): the user's next command of a type in `expects` in this session resumes the flow: its event carries `metadata.resumes = {handle_id, correlation_id, resume_handle}`. If such a command came after this command and before the park, the handle is created RESUMED by it. The same request again answers the same; a different one while the flow waits is 409 ALREADY_WAITING. Unresumed by `expires_at`: EXPIRED, with a `Genesis.Session.Flow.Failed` event.
+         */
+        post: operations["wait_for_user"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/healthz": {
         parameters: {
             query?: never;
@@ -326,7 +346,7 @@ export interface components {
     schemas: {
         Error: {
             /** @enum {string} */
-            error_code: "BAD_REQUEST" | "COMMAND_NOT_FOUND" | "COMMAND_NOT_PENDING" | "CORS_NOT_ALLOWED" | "DUPLICATE_COMMAND" | "FORBIDDEN" | "HEADER_TOO_LARGE" | "HTTP_ERROR" | "IDEMPOTENCY_KEY_REUSED" | "INTERNAL_ERROR" | "INVALID_JSON" | "METHOD_NOT_ALLOWED" | "NOT_FOUND" | "PAYLOAD_TOO_LARGE" | "SERVICE_BUSY" | "SERVICE_UNAVAILABLE" | "SESSION_CLOSED" | "SESSION_NOT_FOUND" | "STAGE_CONFLICT" | "TOO_MANY_STREAMS" | "UNAUTHORIZED" | "UNKNOWN_COMMAND" | "UNSUPPORTED_MEDIA_TYPE" | "VALIDATION_ERROR";
+            error_code: "ALREADY_WAITING" | "BAD_REQUEST" | "COMMAND_NOT_FOUND" | "COMMAND_NOT_PENDING" | "CORS_NOT_ALLOWED" | "DUPLICATE_COMMAND" | "FORBIDDEN" | "HEADER_TOO_LARGE" | "HTTP_ERROR" | "IDEMPOTENCY_KEY_REUSED" | "INTERNAL_ERROR" | "INVALID_JSON" | "METHOD_NOT_ALLOWED" | "NOT_FOUND" | "PAYLOAD_TOO_LARGE" | "SERVICE_BUSY" | "SERVICE_UNAVAILABLE" | "SESSION_CLOSED" | "SESSION_NOT_FOUND" | "STAGE_CONFLICT" | "TOO_MANY_STREAMS" | "UNAUTHORIZED" | "UNKNOWN_COMMAND" | "UNSUPPORTED_MEDIA_TYPE" | "VALIDATION_ERROR";
             message: string;
             fields?: {
                 [key: string]: string;
@@ -362,6 +382,8 @@ export interface components {
             is_pending: boolean;
             /** @description The commands in flight, oldest first */
             pending_commands: components["schemas"]["PendingCommand"][];
+            /** @description The flows waiting for the user's answer (open resume handles), oldest first */
+            waiting: components["schemas"]["WaitingFlow"][];
         };
         PendingCommand: {
             /** Format: uuid */
@@ -511,7 +533,7 @@ export interface components {
              * @description Also the stream's `event:` name (an EventSource listens for each by name)
              * @enum {string}
              */
-            event_type: "Genesis.Session.Created" | "Genesis.Session.ConceptGenerationRequested" | "Genesis.Session.ConceptProposed" | "Genesis.Session.ConceptGenerationFailed" | "Genesis.Session.FeedbackSubmitted" | "Genesis.Session.ContentRevised" | "Genesis.Session.FeedbackFailed" | "Genesis.Session.StageConfirmed" | "Genesis.Session.Finished" | "Genesis.Session.CommandFailed";
+            event_type: "Genesis.Session.Created" | "Genesis.Session.ConceptGenerationRequested" | "Genesis.Session.ConceptProposed" | "Genesis.Session.ConceptGenerationFailed" | "Genesis.Session.FeedbackSubmitted" | "Genesis.Session.ContentRevised" | "Genesis.Session.FeedbackFailed" | "Genesis.Session.StageConfirmed" | "Genesis.Session.Finished" | "Genesis.Session.CommandFailed" | "Genesis.Session.Flow.Failed";
             event_version?: number;
             /** @constant */
             aggregate_type?: "GENESIS_SESSION";
@@ -575,6 +597,39 @@ export interface components {
                 [key: string]: unknown;
             };
         };
+        /**
+         * TaskWait
+         * @description Parks the task's flow until the user's next command of an expected type (CONTRACT §9).
+         * @example {
+         *       "expects": [
+         *         "SubmitFeedback"
+         *       ],
+         *       "resume_handle": {
+         *         "concepts": [
+         *           {
+         *             "title": "A"
+         *           }
+         *         ]
+         *       },
+         *       "timeout_seconds": 3600
+         *     }
+         */
+        TaskWait: {
+            /**
+             * Resume Handle
+             * @description What the flow needs to go on; handed back on resume
+             */
+            resume_handle: {
+                [key: string]: unknown;
+            };
+            /** Timeout Seconds */
+            timeout_seconds: number;
+            /**
+             * Expects
+             * @description Command types that resume the flow
+             */
+            expects: string[];
+        };
         TaskProgressRecorded: {
             /** Format: uuid */
             command_id: string;
@@ -605,6 +660,44 @@ export interface components {
             checks?: {
                 [key: string]: string;
             };
+        };
+        FlowHandle: {
+            /** Format: uuid */
+            handle_id: string;
+            /**
+             * Format: uuid
+             * @description The command whose flow waits
+             */
+            correlation_id: string;
+            /** Format: uuid */
+            session_id: string;
+            /** @enum {string} */
+            status: "PENDING_PAUSE" | "PAUSED" | "RESUMED" | "EXPIRED";
+            expects: string[];
+            timeout_seconds: number;
+            /** Format: date-time */
+            expires_at: string;
+            resume_handle: Record<string, never>;
+            /** @description The resuming command's payload */
+            resume_payload: Record<string, never> | null;
+            /**
+             * Format: uuid
+             * @description The resuming command
+             */
+            resumed_by: string | null;
+            /** Format: date-time */
+            resumed_at: string | null;
+        };
+        WaitingFlow: {
+            /** Format: uuid */
+            handle_id: string;
+            /** Format: uuid */
+            correlation_id: string;
+            expects: string[];
+            /** Format: date-time */
+            expires_at: string;
+            /** @enum {string} */
+            status: "PENDING_PAUSE" | "PAUSED";
         };
     };
     responses: never;
@@ -1487,6 +1580,138 @@ export interface operations {
             };
         };
     };
+    wait_for_user: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The async command whose task this is (an id that is not a UUID is a 404, like an unknown one) */
+                command_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["TaskWait"];
+            };
+        };
+        responses: {
+            /** @description The flow's handle (PAUSED, or RESUMED already) */
+            201: {
+                headers: {
+                    /** @description The request's id: the client's X-Request-ID when it sent a valid one, else a new one */
+                    "X-Request-ID"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["FlowHandle"];
+                };
+            };
+            /** @description Malformed JSON (INVALID_JSON), or a header over its limit (HEADER_TOO_LARGE) */
+            400: {
+                headers: {
+                    /** @description The request's id: the client's X-Request-ID when it sent a valid one, else a new one */
+                    "X-Request-ID"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Missing or invalid token (UNAUTHORIZED); see WWW-Authenticate */
+            401: {
+                headers: {
+                    /** @description The request's id: the client's X-Request-ID when it sent a valid one, else a new one */
+                    "X-Request-ID"?: string;
+                    /** @description Bearer */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The token lacks the scope this route needs (FORBIDDEN; the agent routes need 'genesis:agent') */
+            403: {
+                headers: {
+                    /** @description The request's id: the client's X-Request-ID when it sent a valid one, else a new one */
+                    "X-Request-ID"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not found, or not yours */
+            404: {
+                headers: {
+                    /** @description The request's id: the client's X-Request-ID when it sent a valid one, else a new one */
+                    "X-Request-ID"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Refused by the session's or the command's state */
+            409: {
+                headers: {
+                    /** @description The request's id: the client's X-Request-ID when it sent a valid one, else a new one */
+                    "X-Request-ID"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DuplicateCommandError"] | components["schemas"]["Error"];
+                };
+            };
+            /** @description Body over 64 KiB (PAYLOAD_TOO_LARGE) */
+            413: {
+                headers: {
+                    /** @description The request's id: the client's X-Request-ID when it sent a valid one, else a new one */
+                    "X-Request-ID"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Body is not JSON (UNSUPPORTED_MEDIA_TYPE) */
+            415: {
+                headers: {
+                    /** @description The request's id: the client's X-Request-ID when it sent a valid one, else a new one */
+                    "X-Request-ID"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Invalid request (VALIDATION_ERROR and friends; `fields` names what is wrong) */
+            422: {
+                headers: {
+                    /** @description The request's id: the client's X-Request-ID when it sent a valid one, else a new one */
+                    "X-Request-ID"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The database is unavailable or busy, or the API holds as many streams as it may; try again */
+            503: {
+                headers: {
+                    /** @description The request's id: the client's X-Request-ID when it sent a valid one, else a new one */
+                    "X-Request-ID"?: string;
+                    /** @description Seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
     healthz: {
         parameters: {
             query?: never;
@@ -1702,12 +1927,14 @@ export const pathsGenesisSessionsSession_idCommandsPostResponses200HeadersIdempo
 export const pathsGenesisSessionsSession_idCommandsPostResponses202HeadersIdempotentReplayedValues: ReadonlyArray<FlattenedDeepRequired<paths>["/genesis/sessions/{session_id}/commands"]["post"]["responses"]["202"]["headers"]["Idempotent-Replayed"]> = ["true"];
 export const pathsGenesisSessionsSession_idStreamTokensPostResponses201HeadersCacheControlValues: ReadonlyArray<FlattenedDeepRequired<paths>["/genesis/sessions/{session_id}/stream-tokens"]["post"]["responses"]["201"]["headers"]["Cache-Control"]> = ["no-store"];
 export const pathsDocsStaticNameGetParametersPathNameValues: ReadonlyArray<FlattenedDeepRequired<paths>["/docs/static/{name}"]["get"]["parameters"]["path"]["name"]> = ["docs.js", "swagger-ui.css", "swagger-ui-bundle.js", "favicon-32x32.png"];
-export const errorError_codeValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["Error"]["error_code"]> = ["BAD_REQUEST", "COMMAND_NOT_FOUND", "COMMAND_NOT_PENDING", "CORS_NOT_ALLOWED", "DUPLICATE_COMMAND", "FORBIDDEN", "HEADER_TOO_LARGE", "HTTP_ERROR", "IDEMPOTENCY_KEY_REUSED", "INTERNAL_ERROR", "INVALID_JSON", "METHOD_NOT_ALLOWED", "NOT_FOUND", "PAYLOAD_TOO_LARGE", "SERVICE_BUSY", "SERVICE_UNAVAILABLE", "SESSION_CLOSED", "SESSION_NOT_FOUND", "STAGE_CONFLICT", "TOO_MANY_STREAMS", "UNAUTHORIZED", "UNKNOWN_COMMAND", "UNSUPPORTED_MEDIA_TYPE", "VALIDATION_ERROR"];
+export const errorError_codeValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["Error"]["error_code"]> = ["ALREADY_WAITING", "BAD_REQUEST", "COMMAND_NOT_FOUND", "COMMAND_NOT_PENDING", "CORS_NOT_ALLOWED", "DUPLICATE_COMMAND", "FORBIDDEN", "HEADER_TOO_LARGE", "HTTP_ERROR", "IDEMPOTENCY_KEY_REUSED", "INTERNAL_ERROR", "INVALID_JSON", "METHOD_NOT_ALLOWED", "NOT_FOUND", "PAYLOAD_TOO_LARGE", "SERVICE_BUSY", "SERVICE_UNAVAILABLE", "SESSION_CLOSED", "SESSION_NOT_FOUND", "STAGE_CONFLICT", "TOO_MANY_STREAMS", "UNAUTHORIZED", "UNKNOWN_COMMAND", "UNSUPPORTED_MEDIA_TYPE", "VALIDATION_ERROR"];
 export const sessionStatusValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["Session"]["status"]> = ["IN_PROGRESS", "COMPLETED", "ABANDONED"];
 export const sessionStageValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["Session"]["stage"]> = ["CONCEPT_SELECTION", "STORY_CONCEPTION", "WORLDVIEW", "CHARACTERS", "PLOT_OUTLINE", "FINISHED"];
 export const confirmStagePayloadStageValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["ConfirmStagePayload"]["stage"]> = ["CONCEPT_SELECTION", "STORY_CONCEPTION", "WORLDVIEW", "CHARACTERS", "PLOT_OUTLINE", "FINISHED"];
 export const commandStatusValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["Command"]["status"]> = ["RECEIVED", "PROCESSING", "COMPLETED", "FAILED"];
-export const eventEvent_typeValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["Event"]["event_type"]> = ["Genesis.Session.Created", "Genesis.Session.ConceptGenerationRequested", "Genesis.Session.ConceptProposed", "Genesis.Session.ConceptGenerationFailed", "Genesis.Session.FeedbackSubmitted", "Genesis.Session.ContentRevised", "Genesis.Session.FeedbackFailed", "Genesis.Session.StageConfirmed", "Genesis.Session.Finished", "Genesis.Session.CommandFailed"];
+export const eventEvent_typeValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["Event"]["event_type"]> = ["Genesis.Session.Created", "Genesis.Session.ConceptGenerationRequested", "Genesis.Session.ConceptProposed", "Genesis.Session.ConceptGenerationFailed", "Genesis.Session.FeedbackSubmitted", "Genesis.Session.ContentRevised", "Genesis.Session.FeedbackFailed", "Genesis.Session.StageConfirmed", "Genesis.Session.Finished", "Genesis.Session.CommandFailed", "Genesis.Session.Flow.Failed"];
 export const taskCompletionOutcomeValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["TaskCompletion"]["outcome"]> = ["COMPLETED", "FAILED"];
 export const taskSettledCommand_statusValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["TaskSettled"]["command_status"]> = ["COMPLETED", "FAILED"];
 export const healthStatusValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["Health"]["status"]> = ["ok", "unavailable"];
+export const flowHandleStatusValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["FlowHandle"]["status"]> = ["PENDING_PAUSE", "PAUSED", "RESUMED", "EXPIRED"];
+export const waitingFlowStatusValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["WaitingFlow"]["status"]> = ["PENDING_PAUSE", "PAUSED"];

@@ -15,7 +15,7 @@ from api.console import STATIC
 from genesis.settings import Settings
 from tests.integration.tables import Client
 
-ASSETS = ("console.js", "sse.js", "dom.js", "tasks.js", "console.css")
+ASSETS = ("console.js", "sse.js", "dom.js", "tasks.js", "waiting.js", "console.css")
 
 
 @pytest.fixture
@@ -32,7 +32,7 @@ async def test_console_page_needs_no_token_and_links_its_assets(client: Client) 
     assert 'data-testid="send-command"' in html
     assert "default-src 'none'" in response.headers["Content-Security-Policy"]
     links = re.findall(r'(?:src|href)="(/console/static/[^"]+)"', html)
-    # sse.js, dom.js, tasks.js: console.js imports them
+    # sse.js, dom.js, tasks.js, waiting.js: console.js imports them
     assert links == ["/console/static/favicon.svg", "/console/static/console.css", "/console/static/console.js"]
     for src in links:
         assert (await client.get(src)).status == 200, src
