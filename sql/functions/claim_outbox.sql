@@ -53,7 +53,8 @@ BEGIN
     -- The rows are read again, on a snapshot taken now that their heads are locked: a row settled or
     -- discarded by whoever held its head before us is seen as it is (the lane's read may predate
     -- that). A key is taken up to its first FAILED row (an operator's mark_outbox_failed can leave one
-    -- behind a PENDING head; found by the FAILED rows' own index): what lies after it waits for it.
+    -- behind a PENDING head): what lies after it waits for it. Found by idx_event_outbox_failed_key
+    -- (migration 0009), so the probe reads the key's FAILED rows only, never its PENDING ones.
     -- Keys are leased only for the rows taken, each held to its last one. The status test is spelled
     -- so that the planner cannot pick the partial PENDING index on stale statistics.
     RETURN QUERY
