@@ -1,7 +1,7 @@
 """Every record of a whole flow, on the real topic, validates against its message in the AsyncAPI document
 (genesis/asyncapi.py): headers, key and value. The flow goes through the real routes (a traced request, the
-agents' progress and completions, feedback, every stage through Finished) and a command the relay's sweeper
-fails; then a real `genesis relay` publishes it all to a real broker."""
+agents' progress and completions, a flow parked and resumed by the feedback, every stage through Finished), and a
+command and a parked flow the relay's sweeper fails; then a real `genesis relay` publishes it all to a real broker."""
 
 from __future__ import annotations
 
@@ -63,18 +63,31 @@ async def _flow(client: Client, user: dict[str, str], agent: dict[str, str]) -> 
         response = await client.post(f"/genesis/tasks/{command_id}/complete", json=body, headers=agent)
         assert response.status == 200, await response.text()
 
+    async def wait(command_id: str, timeout_seconds: int) -> None:
+        body = {
+            "resume_handle": {"step": "feedback"},
+            "timeout_seconds": timeout_seconds,
+            "expects": ["SubmitFeedback"],
+        }
+        response = await client.post(f"/genesis/tasks/{command_id}/wait", json=body, headers=agent)
+        assert response.status == 201, await response.text()
+
     traced = {**user, "traceparent": TRACEPARENT, "tracestate": "vendor=1"}
     created = await client.post("/genesis/sessions", headers=traced)
     assert created.status == 201
     session = (await created.json())["id"]
-    await settle(await send(session, "RequestConceptGeneration", {"count": 2}, 202), "COMPLETED", {"concepts": ["a"]})
+    concepts = await send(session, "RequestConceptGeneration", {"count": 2}, 202)
+    await settle(concepts, "COMPLETED", {"concepts": ["a"]})
+    await wait(concepts, 3600)  # the next SubmitFeedback resumes it: its record carries metadata.resumes
     await settle(await send(session, "SubmitFeedback", {"feedback": "darker"}, 202), "FAILED", {"error": "no"})
     await settle(await send(session, "SubmitFeedback", {"feedback": "darker", "target": "a"}, 202), "COMPLETED", {})
     for stage in STAGES:
         await send(session, "ConfirmStage", {"stage": stage, "data": {"note": stage}}, 200)
 
     other = (await (await client.post("/genesis/sessions", headers=user)).json())["id"]
-    await settle(await send(other, "RequestConceptGeneration", {}, 202), "FAILED", {"error": "model down"})
+    failed = await send(other, "RequestConceptGeneration", {}, 202)
+    await settle(failed, "FAILED", {"error": "model down"})
+    await wait(failed, 1)  # nobody resumes it: the sweeper expires it (Genesis.Session.Flow.Failed)
     await send(other, "RequestConceptGeneration", {"preferences": {"genre": "noir"}}, 202)  # left for the sweeper
 
 
@@ -88,12 +101,11 @@ async def test_every_record_of_a_whole_flow_matches_its_message(
     # The relay's sweeper fails the command left pending (COMMAND_TIMEOUT), as it would after 15 minutes.
     await rig.start_relay(COMMAND_TIMEOUT=1, RELAY_SWEEP_INTERVAL=1)
 
-    async def expired() -> bool:
-        return bool(
-            await rig.pool.fetchval("SELECT count(*) FROM domain_events WHERE event_type LIKE '%CommandFailed'")
-        )
+    async def swept() -> bool:
+        kinds = "SELECT count(DISTINCT event_type) FROM domain_events WHERE event_type IN ($1, $2)"
+        return await rig.pool.fetchval(kinds, "Genesis.Session.CommandFailed", "Genesis.Session.Flow.Failed") == 2
 
-    await eventually(expired, within=20, what="the sweeper's CommandFailed")
+    await eventually(swept, within=20, what="the sweeper's CommandFailed and Flow.Failed")
     event_ids = {str(r["event_id"]) for r in await rig.pool.fetch("SELECT event_id FROM domain_events")}
     await rig.consumer.wait_for(event_ids, within=30)
 
@@ -104,6 +116,7 @@ async def test_every_record_of_a_whole_flow_matches_its_message(
         _check(record, doc)
     # The flow produced every message the document describes, and traced records carry the trace headers.
     assert {r.value["event_type"] for r in records} == set(doc["components"]["messages"])
+    assert any("resumes" in r.value["metadata"] for r in records), "no record of a resumed flow was checked"
     created = next(
         r for r in records if r.value["event_type"] == "Genesis.Session.Created" and "traceparent" in r.headers
     )
