@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import Any, TypeAlias
 
 import asyncpg
+from opentelemetry import context as otel_context
 
 from genesis import db, errors
 
@@ -65,7 +66,11 @@ class Command:
                 self.request_id, self.traceparent, self.tracestate)  # fmt: skip
 
 
-_Queued = tuple[Command, "asyncio.Future[Row]"]
+@dataclass(slots=True, frozen=True)
+class _Queued:
+    command: Command
+    future: asyncio.Future[Row]
+    trace: otel_context.Context  # the request's: its SQL span's parent (or link, when it shares a batch)
 
 
 class Batcher:
@@ -81,7 +86,7 @@ class Batcher:
     async def submit(self, command: Command) -> Row:
         """The row submit_command returns for `command`, after its transaction committed; its refusal raised."""
         future: asyncio.Future[Row] = asyncio.get_running_loop().create_future()
-        self._queue.append((command, future))
+        self._queue.append(_Queued(command, future, otel_context.get_current()))
         if self._drainers < self._max_drainers:
             self._drainers += 1
             task = asyncio.create_task(self._drain())
@@ -93,7 +98,7 @@ class Batcher:
         batch: list[_Queued] = []
         while self._queue and len(batch) < CAP:
             queued = self._queue.popleft()
-            if not queued[1].done():  # a request cancelled before its turn is not recorded
+            if not queued.future.done():  # a request cancelled before its turn is not recorded
                 batch.append(queued)
         return batch
 
@@ -114,7 +119,7 @@ class Batcher:
                 running = False
             if self._drainers == 0:  # nobody else will take them: they get this failure, as a single call would
                 while self._queue:
-                    _settle(self._queue.popleft()[1], exc)
+                    _settle(self._queue.popleft().future, exc)
         finally:
             if running:  # cancelled (shutdown)
                 self._drainers -= 1
@@ -124,28 +129,31 @@ class Batcher:
             rows = await self._batch(conn, batch)
             for queued, row in zip(batch, rows, strict=False):  # no rows: answered one by one
                 if row["error_sqlstate"] is None:
-                    _settle(queued[1], row)
+                    _settle(queued.future, row)
                     continue
                 refusal = errors.from_refusal(row["error_sqlstate"], row["error_message"], row["error_detail"])
                 if refusal is not None:
-                    _settle(queued[1], refusal)
+                    _settle(queued.future, refusal)
                 else:
                     await self._single(conn, queued)
         except Exception as exc:
-            for _, future in batch:
-                _settle(future, exc)
+            for queued in batch:
+                _settle(queued.future, exc)
             raise
         finally:
-            for _, future in batch:  # a cancelled drainer (shutdown) leaves no request waiting forever
-                _settle(future, errors.Unavailable("The service is shutting down; try again"))
+            for queued in batch:  # a cancelled drainer (shutdown) leaves no request waiting forever
+                _settle(queued.future, errors.Unavailable("The service is shutting down; try again"))
 
     async def _batch(self, conn: Conn, batch: list[_Queued]) -> list[Row]:
         """The batch's rows; after a failure of the whole batch, the batch again; then each command on its own
         (no rows: each request is answered already)."""
-        commands = [command.as_json() for command, _ in batch]
+        commands = [queued.command.as_json() for queued in batch]
+        # The batch's span: a child of its first request's, linked from the others' (OpenTelemetry's shape
+        # for a batch), rather than of whichever request happened to start the drainer.
+        traces = [queued.trace for queued in batch]
         for attempt in range(BATCH_ATTEMPTS):
             try:
-                return await db.traced(BATCH, lambda: conn.fetch(BATCH, commands))
+                return await db.traced(BATCH, lambda: conn.fetch(BATCH, commands), traces)
             except db.DATABASE_GONE:
                 raise
             except asyncpg.PostgresError:
@@ -156,7 +164,8 @@ class Batcher:
 
     async def _single(self, conn: Conn, queued: _Queued) -> None:
         """One command in a transaction of its own: the path of a single request before group commit."""
-        command, future = queued
+        command, future = queued.command, queued.future
+        attached = otel_context.attach(queued.trace)  # its span is its own request's, as before group commit
         try:
             row = await db.retrying(SINGLE, lambda: conn.fetchrow(SINGLE, *command.args()))
         except db.DATABASE_GONE:
@@ -164,6 +173,8 @@ class Batcher:
         except Exception as exc:
             _settle(future, exc)
             return
+        finally:
+            otel_context.detach(attached)
         assert row is not None
         _settle(future, row)
 

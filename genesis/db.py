@@ -6,10 +6,11 @@ import asyncio
 import contextlib
 import json
 import random
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
 import asyncpg
+from opentelemetry.context import Context
 
 from genesis import errors
 from genesis.settings import SettingsError
@@ -131,9 +132,10 @@ async def fetchval(pool: asyncpg.Pool[Any], query: str, *args: object) -> Any:
         return await traced(query, lambda: pool.fetchval(query, *args))
 
 
-async def traced(query: str, attempt: Callable[[], Awaitable[T]]) -> T:
-    """One statement, in a CLIENT span of its own when the API exports spans (genesis.telemetry.db_spans)."""
-    span = db_spans.start(query)
+async def traced(query: str, attempt: Callable[[], Awaitable[T]], on_behalf: Sequence[Context] = ()) -> T:
+    """One statement, in a CLIENT span of its own when the API exports spans (genesis.telemetry.db_spans): a child
+    of the current span, or of the first of `on_behalf` (the requests a batch call serves) linked from the rest."""
+    span = db_spans.start(query, on_behalf)
     try:
         result = await attempt()
     except BaseException as exc:

@@ -10,13 +10,14 @@ the query is known when the pool is made.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from urllib.parse import urlsplit
 
 import asyncpg
 from opentelemetry import trace
+from opentelemetry.context import Context
 from opentelemetry.semconv.attributes import db_attributes, error_attributes, server_attributes
-from opentelemetry.trace import Span, SpanKind, Status, StatusCode
+from opentelemetry.trace import Link, Span, SpanKind, Status, StatusCode
 
 _tracer = trace.get_tracer(__name__)
 _enabled = False
@@ -66,12 +67,16 @@ def _describe(query: str) -> tuple[str, dict[str, str | int]]:
 _KEYWORDS = frozenset({"SELECT", "FROM", "AS", "CALL"})
 
 
-def start(query: str) -> Span | None:
-    """The span of one call, a child of the current (request) span; None when spans are off."""
+def start(query: str, on_behalf: Sequence[Context] = ()) -> Span | None:
+    """The span of one call, a child of the current (request) span, or for a call made on behalf of several
+    requests (group commit's batch) a child of the first one's, with a link to each other's; None when spans are
+    off."""
     if not _enabled:
         return None
     name, attributes = _describe(query)
-    return _tracer.start_span(name, kind=SpanKind.CLIENT, attributes=attributes)
+    parent = on_behalf[0] if on_behalf else None
+    links = [Link(c) for c in (trace.get_current_span(o).get_span_context() for o in on_behalf[1:]) if c.is_valid]
+    return _tracer.start_span(name, context=parent, kind=SpanKind.CLIENT, attributes=attributes, links=links)
 
 
 def end(span: Span | None, error: BaseException | None = None) -> None:

@@ -169,10 +169,52 @@ async def test_with_sql_spans_the_sql_call_is_a_client_span_of_the_request(rig: 
         await eventually(both_arrived, within=20, what="the CLIENT spans of both SQL calls")
     server = next(s for s in receiver.of_trace(trace_id) if s.name.endswith("/commands"))
     (database,) = [s for s in receiver.of_trace(trace_id) if s.kind == "CLIENT" and s.parent_span_id == server.span_id]
-    assert (database.name, database.service) == ("SELECT submit_command", "genesis-api")
+    # A command alone is a batch of one (group commit): its batch call is its own request's child.
+    assert (database.name, database.service) == ("SELECT submit_commands", "genesis-api")
     assert database.attributes["db.system.name"] == "postgresql"
-    assert database.attributes["db.stored_procedure.name"] == "submit_command"
+    assert database.attributes["db.stored_procedure.name"] == "submit_commands"
     assert database.attributes["db.operation.name"] == "SELECT"
+
+
+async def test_a_batch_call_is_a_child_of_its_first_request_and_linked_from_the_others(
+    rig: Rig, tmp_path: Path
+) -> None:
+    token = issue_token(Settings(jwt_secret=JWT_SECRET), USER)
+    auth = {"Authorization": f"Bearer {token}"}
+    command = {"command_type": "RequestConceptGeneration", "payload": {}}
+    traces = [secrets.token_hex(16) for _ in range(24)]
+    # One pool connection: while one batch is in the database, the requests arriving meanwhile queue for the next.
+    async with (
+        OtlpReceiver().running() as receiver,
+        _api(rig, tmp_path, **_otel(receiver), TRACE_SQL_SPANS="true", DB_POOL_MAX="1") as base,
+        aiohttp.ClientSession(headers=auth) as http,
+    ):
+        sessions = []
+        for _ in traces:
+            async with http.post(f"{base}/genesis/sessions") as r:
+                sessions.append((await r.json())["id"])
+
+        async def send(session_id: str, trace_id: str) -> None:
+            sent = {"traceparent": _traceparent(trace_id, secrets.token_hex(8))}
+            async with http.post(f"{base}/genesis/sessions/{session_id}/commands", json=command, headers=sent) as r:
+                assert r.status == 202
+
+        await asyncio.gather(*(send(s, t) for s, t in zip(sessions, traces, strict=True)))
+
+        def servers() -> dict[str, ReceivedSpan]:
+            return {s.trace_id: s for s in receiver.spans if s.name.endswith("/commands") and s.trace_id in traces}
+
+        async def all_arrived() -> bool:
+            calls = [s for s in receiver.spans if s.name == "SELECT submit_commands"]
+            return len(servers()) == len(traces) and sum(1 + len(s.links) for s in calls) >= len(traces)
+
+        await eventually(all_arrived, within=20, what="every request's server span and the batch calls' spans")
+    batches = [s for s in receiver.spans if s.name == "SELECT submit_commands"]
+    served = servers()
+    # Every request is served by exactly one batch call: as its parent's child, or as one of its links.
+    covered = [(b.trace_id, b.parent_span_id) for b in batches] + [link for b in batches for link in b.links]
+    assert sorted(covered) == sorted((t, served[t].span_id) for t in traces)
+    assert any(b.links for b in batches), "24 requests at once on one connection never shared a batch"
 
 
 async def test_without_otlp_settings_the_api_still_carries_the_trace_into_the_event(rig: Rig, tmp_path: Path) -> None:
