@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import uuid
 from typing import Any, Literal
 
 import pydantic
@@ -80,12 +81,17 @@ async def _body(request: web.Request, model: type[_Body]) -> dict[str, Any]:
         raise errors.ValidationFailed("Invalid body", fields=fields) from None
 
 
-@routes.post("/genesis/tasks/{command_id}/progress", name="report_progress")
-async def report_progress(request: web.Request) -> web.Response:
+async def _task_request(request: web.Request, model: type[_Body]) -> tuple[uuid.UUID, dict[str, Any]]:
+    """What every agent route starts with: the agent scope, the command's id (bound to the logs) and the body."""
     require_scope(request, AGENT_SCOPE)
     command_id = path_uuid(request, "command_id", errors.CommandNotFound)
     bind(command_id=str(command_id), correlation_id=str(command_id))
-    body = await _body(request, TaskProgress)
+    return command_id, await _body(request, model)
+
+
+@routes.post("/genesis/tasks/{command_id}/progress", name="report_progress")
+async def report_progress(request: web.Request) -> web.Response:
+    command_id, body = await _task_request(request, TaskProgress)
     row = await db.call(
         request.app[state.POOL],
         "SELECT * FROM report_task_progress($1, $2, $3)",
@@ -101,10 +107,7 @@ async def report_progress(request: web.Request) -> web.Response:
 
 @routes.post("/genesis/tasks/{command_id}/complete", name="complete_task")
 async def complete_task(request: web.Request) -> web.Response:
-    require_scope(request, AGENT_SCOPE)
-    command_id = path_uuid(request, "command_id", errors.CommandNotFound)
-    bind(command_id=str(command_id), correlation_id=str(command_id))
-    body = await _body(request, TaskCompletion)
+    command_id, body = await _task_request(request, TaskCompletion)
     row = await db.call(
         request.app[state.POOL],
         "SELECT * FROM complete_command($1, $2, $3)",
@@ -121,10 +124,7 @@ async def complete_task(request: web.Request) -> web.Response:
 
 @routes.post("/genesis/tasks/{command_id}/wait", name="wait_for_user")
 async def wait_for_user(request: web.Request) -> web.Response:
-    require_scope(request, AGENT_SCOPE)
-    command_id = path_uuid(request, "command_id", errors.CommandNotFound)
-    bind(command_id=str(command_id), correlation_id=str(command_id))
-    body = await _body(request, TaskWait)
+    command_id, body = await _task_request(request, TaskWait)
     row = await db.call(
         request.app[state.POOL],
         "SELECT * FROM park_flow($1, $2, $3, $4)",
