@@ -99,7 +99,10 @@ def _fuzz(base_url: str, token: str, session_id: str, command_id: str) -> list[s
                     case.validate_response(response, checks=CHECKS)
                 except FailureGroup as group:  # each check's failure, named with the request and the answer
                     for failure in group.exceptions:
-                        failures.append(f"{case.method} {case.formatted_path} → {response.status_code}: {failure}")
+                        failures.append(
+                            f"{case.method} {case.formatted_path} → {response.status_code} {response.text[:200]!r}"
+                            f" (sent {case.as_curl_command()}): {failure}"
+                        )
 
             try:
                 check()
