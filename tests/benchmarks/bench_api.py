@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import os
 import subprocess
 import sys
@@ -27,7 +28,7 @@ from typing import Any
 import asyncpg
 
 from tests.benchmarks import bench_tracing, pgbench, waits
-from tests.benchmarks.harness import USER, Stack, api_stack, cpu_seconds, say
+from tests.benchmarks.harness import USER, Stack, api_stack, cpu_seconds, postmaster_pid, say, server_cpu_seconds
 
 CONCURRENCY = int(os.environ.get("BENCH_CONCURRENCY", "16"))
 HTTP_CLIENTS = [int(n) for n in os.environ.get("BENCH_HTTP_CLIENTS", "16,64,256").split(",")]
@@ -68,15 +69,22 @@ def load(
 
 def row(name: str, r: dict[str, Any]) -> str:
     figures = f"{r['per_second']:>12.0f}{r['p50_ms']:>9.1f}{r['p99_ms']:>9.1f}{r['requests']:>10}{r['load']:>7.1f}"
-    per_xact = f"{r['per_xact']:>8.1f}{r['per_write_xact']:>8.1f}{r['api_cpu_us']:>9.0f}" if "per_xact" in r else ""
+    per_xact = (
+        f"{r['per_xact']:>8.1f}{r['per_write_xact']:>8.1f}{r['api_cpu_us']:>9.0f}{r['pg_cpu_us']:>8.0f}"
+        f"{r['client_cpu_us']:>10.0f}"
+        if "per_xact" in r
+        else ""
+    )
     return f"{name:<38}{figures}{per_xact}  {r['statuses']}"
 
 
 HEADER = (f"{'path':<38}{'commands/s':>12}{'p50 ms':>9}{'p99 ms':>9}{'requests':>10}{'load':>7}{'cmd/tx':>8}"
-          f"{'cmd/wtx':>8}{'API µs':>9}  statuses")  # fmt: skip
+          f"{'cmd/wtx':>8}{'API µs':>9}{'PG µs':>8}{'client µs':>10}  statuses")  # fmt: skip
 # cmd/tx: commands per xact_commit of the database (pg_stat_database). It counts, besides the writes, one commit
 # per notification the API's LISTEN backend reads (PostgreSQL reads its queue in a transaction of its own), so
-# one command per transaction shows as 0.5. cmd/wtx: commands per write transaction (WRITERS).
+# one command per transaction shows as 0.5. cmd/wtx: commands per write transaction (WRITERS). CPU per command of
+# the API process, of the PostgreSQL server's processes (nan when the server is not on this machine), and of the
+# load generator: on a small machine the three share the cores, so their sum says where the ceiling is.
 
 
 # A backend reports its statistics when it has been idle a while (PostgreSQL's PGSTAT_IDLE_INTERVAL, 10 s): the
@@ -121,14 +129,18 @@ def measure(stack: Stack) -> tuple[dict[int, dict[str, Any]], dict[str, Any], di
     each on fresh sessions. For HTTP: commands per committed transaction of the database (group commit; the wait
     sampler's own ~50 tx/s included), commands per write transaction, and the API process's CPU per command."""
     http = {}
+    postmaster = asyncio.run(postmaster_pid(stack.dsn))
     for clients in HTTP_CLIENTS:
         say(f"creating {SESSIONS} sessions …")
         session_ids = asyncio.run(sessions(stack.dsn, SESSIONS))
         time.sleep(STATS_SETTLE)
         (xacts, newest), cpu = asyncio.run(commits(stack.dsn)), cpu_seconds(stack.api_pid)
+        server = server_cpu_seconds(postmaster) if postmaster else math.nan
         with waits.sampled(stack.dsn) as counts:
             r = http[clients] = load("http", stack.base_url, session_ids, stack.env, stack.workdir, clients)
         r["api_cpu_us"] = (cpu_seconds(stack.api_pid) - cpu) / max(1, r["requests"]) * 1e6
+        server = (server_cpu_seconds(postmaster) if postmaster else math.nan) - server
+        r["pg_cpu_us"] = server / max(1, r["requests"]) * 1e6
         time.sleep(STATS_SETTLE)
         r["per_xact"] = r["requests"] / max(1, asyncio.run(commits(stack.dsn))[0] - xacts)
         recorded, transactions = asyncio.run(writers(stack.dsn, newest))

@@ -15,6 +15,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import asyncpg
+
 from genesis.auth.tokens import issue_token
 from genesis.local.services import LocalPostgres, free_port, wait_for_port
 from genesis.settings import Settings
@@ -80,6 +82,35 @@ def cpu_seconds(pid: int) -> float:
     """User + system CPU a process has used (Linux /proc), so a cost per request survives a busy neighbour."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def server_cpu_seconds(postmaster: int) -> float:
+    """CPU of a PostgreSQL server's processes (its postmaster's children: backends, WAL writer, checkpointer…) that
+    are alive now; a backend that exits takes its share with it, so measure over connections that stay."""
+    total = 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == postmaster:
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+async def postmaster_pid(dsn: str) -> int | None:
+    """The server's postmaster, when it runs on this machine and its data directory is readable; else None."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        data = await conn.fetchval("SELECT setting FROM pg_settings WHERE name = 'data_directory'")
+    except asyncpg.PostgresError:  # reading data_directory needs pg_read_all_settings
+        return None
+    finally:
+        await conn.close()
+    try:
+        return int((Path(data) / "postmaster.pid").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def stop(process: subprocess.Popen[bytes]) -> None:
