@@ -103,7 +103,7 @@ async def test_every_record_of_a_whole_flow_matches_its_message(
 
     async def swept() -> bool:
         kinds = "SELECT count(DISTINCT event_type) FROM domain_events WHERE event_type IN ($1, $2)"
-        return await rig.pool.fetchval(kinds, "Genesis.Session.CommandFailed", "Genesis.Session.Flow.Failed") == 2
+        return bool(await rig.pool.fetchval(kinds, "Genesis.Session.CommandFailed", "Genesis.Session.Flow.Failed") == 2)
 
     await eventually(swept, within=20, what="the sweeper's CommandFailed and Flow.Failed")
     event_ids = {str(r["event_id"]) for r in await rig.pool.fetch("SELECT event_id FROM domain_events")}
