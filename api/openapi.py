@@ -8,7 +8,7 @@ from typing import Any
 
 from aiohttp import web
 
-from api.openapi_paths import service, sessions, tasks
+from api.openapi_paths import errors, service, sessions, tasks
 from api.openapi_schemas import schemas
 from api.openapi_waits import wait_paths, wait_schemas
 from genesis.auth.tokens import AGENT_SCOPE
@@ -48,8 +48,18 @@ def document() -> dict[str, Any]:
             },
             "schemas": {**schemas(), **wait_schemas()},
         },
-        "paths": {**sessions(), **tasks(), **wait_paths(), **service()},
+        "paths": _unreadable({**sessions(), **tasks(), **wait_paths(), **service()}),
     }
+
+
+def _unreadable(paths: dict[str, Any]) -> dict[str, Any]:
+    """Every operation may get a 400: a request line or head the HTTP parser refuses is answered before any route
+    is matched (api/server.py), whichever route it was meant for."""
+    for item in paths.values():
+        for method in ("get", "post", "put", "patch", "delete", "options"):
+            if method in item:
+                item[method]["responses"].setdefault("400", errors(400)["400"])
+    return paths
 
 
 @routes.get("/openapi.json", name="openapi")

@@ -23,7 +23,10 @@ _REQUEST_ID = {
 _RETRY_AFTER = {"description": "Seconds to wait before trying again", "schema": {"type": "integer", "minimum": 1}}
 
 _ERRORS = {
-    400: "Malformed JSON (INVALID_JSON), or a header over its limit (HEADER_TOO_LARGE)",
+    400: (
+        "Malformed JSON (INVALID_JSON), or a request the HTTP parser refuses: a header over its limit"
+        " (HEADER_TOO_LARGE), an invalid character in the URL or a malformed head (BAD_REQUEST)"
+    ),
     401: "Missing or invalid token (UNAUTHORIZED); see WWW-Authenticate",
     403: f"The token lacks the scope this route needs (FORBIDDEN; the agent routes need {AGENT_SCOPE!r})",
     404: "Not found, or not yours",

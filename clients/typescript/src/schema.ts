@@ -739,7 +739,7 @@ export interface operations {
                     "application/json": components["schemas"]["Session"];
                 };
             };
-            /** @description Malformed JSON (INVALID_JSON), or a header over its limit (HEADER_TOO_LARGE) */
+            /** @description Malformed JSON (INVALID_JSON), or a request the HTTP parser refuses: a header over its limit (HEADER_TOO_LARGE), an invalid character in the URL or a malformed head (BAD_REQUEST) */
             400: {
                 headers: {
                     /** @description The request's id: the client's X-Request-ID when it sent a valid one, else a new one */
@@ -834,6 +834,17 @@ export interface operations {
                     "application/json": components["schemas"]["Session"];
                 };
             };
+            /** @description Malformed JSON (INVALID_JSON), or a request the HTTP parser refuses: a header over its limit (HEADER_TOO_LARGE), an invalid character in the URL or a malformed head (BAD_REQUEST) */
+            400: {
+                headers: {
+                    /** @description The request's id: the client's X-Request-ID when it sent a valid one, else a new one */
+                    "X-Request-ID"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
             /** @description Missing or invalid token (UNAUTHORIZED); see WWW-Authenticate */
             401: {
                 headers: {
@@ -924,7 +935,7 @@ export interface operations {
                     "application/json": components["schemas"]["CommandAccepted"];
                 };
             };
-            /** @description Malformed JSON (INVALID_JSON), or a header over its limit (HEADER_TOO_LARGE) */
+            /** @description Malformed JSON (INVALID_JSON), or a request the HTTP parser refuses: a header over its limit (HEADER_TOO_LARGE), an invalid character in the URL or a malformed head (BAD_REQUEST) */
             400: {
                 headers: {
                     /** @description The request's id: the client's X-Request-ID when it sent a valid one, else a new one */
@@ -1043,6 +1054,17 @@ export interface operations {
                     "application/json": components["schemas"]["Command"];
                 };
             };
+            /** @description Malformed JSON (INVALID_JSON), or a request the HTTP parser refuses: a header over its limit (HEADER_TOO_LARGE), an invalid character in the URL or a malformed head (BAD_REQUEST) */
+            400: {
+                headers: {
+                    /** @description The request's id: the client's X-Request-ID when it sent a valid one, else a new one */
+                    "X-Request-ID"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
             /** @description Missing or invalid token (UNAUTHORIZED); see WWW-Authenticate */
             401: {
                 headers: {
@@ -1108,6 +1130,17 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["EventPage"];
+                };
+            };
+            /** @description Malformed JSON (INVALID_JSON), or a request the HTTP parser refuses: a header over its limit (HEADER_TOO_LARGE), an invalid character in the URL or a malformed head (BAD_REQUEST) */
+            400: {
+                headers: {
+                    /** @description The request's id: the client's X-Request-ID when it sent a valid one, else a new one */
+                    "X-Request-ID"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
                 };
             };
             /** @description Missing or invalid token (UNAUTHORIZED); see WWW-Authenticate */
@@ -1187,6 +1220,17 @@ export interface operations {
                 };
                 content: {
                     "text/event-stream": string;
+                };
+            };
+            /** @description Malformed JSON (INVALID_JSON), or a request the HTTP parser refuses: a header over its limit (HEADER_TOO_LARGE), an invalid character in the URL or a malformed head (BAD_REQUEST) */
+            400: {
+                headers: {
+                    /** @description The request's id: the client's X-Request-ID when it sent a valid one, else a new one */
+                    "X-Request-ID"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
                 };
             };
             /** @description Missing or invalid token (UNAUTHORIZED); see WWW-Authenticate */
@@ -1277,6 +1321,17 @@ export interface operations {
                     "application/json": components["schemas"]["StreamToken"];
                 };
             };
+            /** @description Malformed JSON (INVALID_JSON), or a request the HTTP parser refuses: a header over its limit (HEADER_TOO_LARGE), an invalid character in the URL or a malformed head (BAD_REQUEST) */
+            400: {
+                headers: {
+                    /** @description The request's id: the client's X-Request-ID when it sent a valid one, else a new one */
+                    "X-Request-ID"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
             /** @description Missing or invalid token (UNAUTHORIZED); see WWW-Authenticate */
             401: {
                 headers: {
@@ -1343,7 +1398,7 @@ export interface operations {
                     "application/json": components["schemas"]["TaskProgressRecorded"];
                 };
             };
-            /** @description Malformed JSON (INVALID_JSON), or a header over its limit (HEADER_TOO_LARGE) */
+            /** @description Malformed JSON (INVALID_JSON), or a request the HTTP parser refuses: a header over its limit (HEADER_TOO_LARGE), an invalid character in the URL or a malformed head (BAD_REQUEST) */
             400: {
                 headers: {
                     /** @description The request's id: the client's X-Request-ID when it sent a valid one, else a new one */
@@ -1475,7 +1530,7 @@ export interface operations {
                     "application/json": components["schemas"]["TaskSettled"];
                 };
             };
-            /** @description Malformed JSON (INVALID_JSON), or a header over its limit (HEADER_TOO_LARGE) */
+            /** @description Malformed JSON (INVALID_JSON), or a request the HTTP parser refuses: a header over its limit (HEADER_TOO_LARGE), an invalid character in the URL or a malformed head (BAD_REQUEST) */
             400: {
                 headers: {
                     /** @description The request's id: the client's X-Request-ID when it sent a valid one, else a new one */
@@ -1607,7 +1662,7 @@ export interface operations {
                     "application/json": components["schemas"]["FlowHandle"];
                 };
             };
-            /** @description Malformed JSON (INVALID_JSON), or a header over its limit (HEADER_TOO_LARGE) */
+            /** @description Malformed JSON (INVALID_JSON), or a request the HTTP parser refuses: a header over its limit (HEADER_TOO_LARGE), an invalid character in the URL or a malformed head (BAD_REQUEST) */
             400: {
                 headers: {
                     /** @description The request's id: the client's X-Request-ID when it sent a valid one, else a new one */
@@ -1732,6 +1787,17 @@ export interface operations {
                     "application/json": components["schemas"]["Health"];
                 };
             };
+            /** @description Malformed JSON (INVALID_JSON), or a request the HTTP parser refuses: a header over its limit (HEADER_TOO_LARGE), an invalid character in the URL or a malformed head (BAD_REQUEST) */
+            400: {
+                headers: {
+                    /** @description The request's id: the client's X-Request-ID when it sent a valid one, else a new one */
+                    "X-Request-ID"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
         };
     };
     readyz: {
@@ -1752,6 +1818,17 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Health"];
+                };
+            };
+            /** @description Malformed JSON (INVALID_JSON), or a request the HTTP parser refuses: a header over its limit (HEADER_TOO_LARGE), an invalid character in the URL or a malformed head (BAD_REQUEST) */
+            400: {
+                headers: {
+                    /** @description The request's id: the client's X-Request-ID when it sent a valid one, else a new one */
+                    "X-Request-ID"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
                 };
             };
             /** @description Not ready */
@@ -1787,6 +1864,17 @@ export interface operations {
                     "text/plain": string;
                 };
             };
+            /** @description Malformed JSON (INVALID_JSON), or a request the HTTP parser refuses: a header over its limit (HEADER_TOO_LARGE), an invalid character in the URL or a malformed head (BAD_REQUEST) */
+            400: {
+                headers: {
+                    /** @description The request's id: the client's X-Request-ID when it sent a valid one, else a new one */
+                    "X-Request-ID"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
         };
     };
     openapi: {
@@ -1807,6 +1895,17 @@ export interface operations {
                 };
                 content: {
                     "application/json": Record<string, never>;
+                };
+            };
+            /** @description Malformed JSON (INVALID_JSON), or a request the HTTP parser refuses: a header over its limit (HEADER_TOO_LARGE), an invalid character in the URL or a malformed head (BAD_REQUEST) */
+            400: {
+                headers: {
+                    /** @description The request's id: the client's X-Request-ID when it sent a valid one, else a new one */
+                    "X-Request-ID"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
                 };
             };
         };
@@ -1831,6 +1930,17 @@ export interface operations {
                     "application/json": Record<string, never>;
                 };
             };
+            /** @description Malformed JSON (INVALID_JSON), or a request the HTTP parser refuses: a header over its limit (HEADER_TOO_LARGE), an invalid character in the URL or a malformed head (BAD_REQUEST) */
+            400: {
+                headers: {
+                    /** @description The request's id: the client's X-Request-ID when it sent a valid one, else a new one */
+                    "X-Request-ID"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
         };
     };
     docs: {
@@ -1851,6 +1961,17 @@ export interface operations {
                 };
                 content: {
                     "text/html": string;
+                };
+            };
+            /** @description Malformed JSON (INVALID_JSON), or a request the HTTP parser refuses: a header over its limit (HEADER_TOO_LARGE), an invalid character in the URL or a malformed head (BAD_REQUEST) */
+            400: {
+                headers: {
+                    /** @description The request's id: the client's X-Request-ID when it sent a valid one, else a new one */
+                    "X-Request-ID"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
                 };
             };
         };
@@ -1877,6 +1998,17 @@ export interface operations {
                     "text/javascript": string;
                     "application/javascript": string;
                     "image/png": string;
+                };
+            };
+            /** @description Malformed JSON (INVALID_JSON), or a request the HTTP parser refuses: a header over its limit (HEADER_TOO_LARGE), an invalid character in the URL or a malformed head (BAD_REQUEST) */
+            400: {
+                headers: {
+                    /** @description The request's id: the client's X-Request-ID when it sent a valid one, else a new one */
+                    "X-Request-ID"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
                 };
             };
             /** @description Not found, or not yours */
@@ -1910,6 +2042,17 @@ export interface operations {
                 };
                 content: {
                     "text/html": string;
+                };
+            };
+            /** @description Malformed JSON (INVALID_JSON), or a request the HTTP parser refuses: a header over its limit (HEADER_TOO_LARGE), an invalid character in the URL or a malformed head (BAD_REQUEST) */
+            400: {
+                headers: {
+                    /** @description The request's id: the client's X-Request-ID when it sent a valid one, else a new one */
+                    "X-Request-ID"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
                 };
             };
         };
