@@ -168,7 +168,9 @@ CLAIMS = "SELECT DISTINCT claim_token FROM outbox_leases"  # rows leased, by cla
 @pytest.mark.slow
 async def test_sigterm_mid_batch_finishes_it_and_exits_0_within_10s(rig: Rig) -> None:
     batch = 500
-    total = await bulk_backlog(rig.pool, sessions=1600, rounds=5)
+    # 40,000 rows: several seconds of work even for a relay at 15k rows/s (8,000 were drained before
+    # the test's SIGTERM landed on a loaded CI machine), while the first batch settles in milliseconds.
+    total = await bulk_backlog(rig.pool, sessions=8000, rounds=5)
     relay = await rig.start_relay(RELAY_BATCH_SIZE=batch, ready=False)
 
     async def draining() -> bool:
