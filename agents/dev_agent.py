@@ -23,7 +23,7 @@ from typing import Any
 from agents.consumer import Agent, Event
 from agents.task_client import TaskClient
 from genesis.auth.tokens import AGENT_SCOPE, issue_token
-from genesis.settings import Settings, SettingsError
+from genesis.settings import Settings
 
 log = logging.getLogger("genesis.agent")
 
@@ -125,8 +125,7 @@ def dev_agent(settings: Settings, tasks: TaskClient) -> Agent:
 
 
 def check_dev_agent_settings(settings: Settings) -> None:
-    if not settings.dev:
-        raise SettingsError("genesis agent --dev is a development stand-in; it runs only with GENESIS_DEV=1")
+    # `--dev` is the opt-in (CONTRACT §7); it needs the secret it signs its agent token with.
     settings.require("kafka_bootstrap_servers", "jwt_secret")
 
 

@@ -74,8 +74,6 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
     app[state.POOL] = await db.create_pool(
         settings.database_url,
         application_name="genesis-api",
-        kafka_topic=settings.kafka_topic,
-        cloudevents_source=settings.cloudevents_source,
         max_size=settings.db_pool_max,
         statement_cache_size=settings.db_statement_cache_size,
     )

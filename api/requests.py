@@ -8,6 +8,7 @@ import uuid
 from typing import Any
 
 from aiohttp import web
+from aiohttp.web_protocol import RequestPayloadError
 
 from genesis import db, errors
 
@@ -43,6 +44,8 @@ async def json_body(request: web.Request, *, required: bool) -> Any:
         raw = await request.read()
     except web.HTTPRequestEntityTooLarge:
         raise errors.PayloadTooLarge(f"Body is over {MAX_BODY_BYTES} bytes", limit_bytes=MAX_BODY_BYTES) from None
+    except RequestPayloadError as exc:  # a Content-Encoding the body does not match ("gzip" over plain text)
+        raise errors.InvalidJson(f"Body could not be read: {exc}") from None
     if not raw.strip():
         if required:
             raise errors.InvalidJson("A JSON body is required")

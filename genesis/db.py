@@ -13,7 +13,6 @@ import asyncpg
 from opentelemetry.context import Context
 
 from genesis import errors
-from genesis.settings import SettingsError
 from genesis.telemetry import db_spans
 
 T = TypeVar("T")
@@ -49,18 +48,15 @@ async def create_pool(
     dsn: str,
     *,
     application_name: str,
-    kafka_topic: str,
-    cloudevents_source: str = "/infinitescribe/genesis",
     min_size: int = 1,
     max_size: int = 20,
     statement_cache_size: int = STATEMENT_CACHE_SIZE,
 ) -> asyncpg.Pool[Any]:
-    """A pool whose sessions name themselves (event metadata `source_service`), their topic and
-    their CloudEvents source (`ce_source`), which genesis_record_event reads.
+    """A pool whose sessions name themselves (event metadata `source_service`).
 
-    It sends no startup parameter a transaction pooler refuses but the two `genesis.*` ones, which PgBouncer
-    is told to ignore (docs/operations.md): its sessions then get the database defaults `genesis migrate`
-    sets, and the pool refuses to start unless those are this process's KAFKA_TOPIC and CLOUDEVENTS_SOURCE.
+    `application_name` is its only startup parameter: PgBouncer forwards it and refuses unknown ones. An event's
+    outbox row gets the database defaults `genesis migrate` sets (`genesis.kafka_topic`, `…cloudevents_source`),
+    and the relay publishes it to its own KAFKA_TOPIC with its own CLOUDEVENTS_SOURCE (relay/worker.py).
     Its sessions run at the server's default isolation (READ COMMITTED), one statement one transaction.
     """
     pool: asyncpg.Pool[Any] = await asyncpg.create_pool(
@@ -70,33 +66,9 @@ async def create_pool(
         init=_init_connection,
         reset=_keep_session,
         statement_cache_size=statement_cache_size,
-        server_settings={
-            "application_name": application_name,
-            "genesis.kafka_topic": kafka_topic,
-            "genesis.cloudevents_source": cloudevents_source,
-        },
+        server_settings={"application_name": application_name},
     )
-    try:
-        await _check_session_settings(pool, KAFKA_TOPIC=kafka_topic, CLOUDEVENTS_SOURCE=cloudevents_source)
-    except BaseException:
-        await pool.close()
-        raise
     return pool
-
-
-async def _check_session_settings(pool: asyncpg.Pool[Any], **wanted: str) -> None:
-    """What the pool's sessions will write into events is what this process was configured with: a pooler that
-    dropped the startup parameters leaves the database defaults, which may say something else."""
-    row = await pool.fetchrow(
-        "SELECT current_setting('genesis.kafka_topic', true), current_setting('genesis.cloudevents_source', true)"
-    )
-    assert row is not None
-    for (setting, value), got in zip(wanted.items(), row.values(), strict=True):
-        if got != value:
-            raise SettingsError(
-                f"{setting} is {value!r}, but the database's sessions get {got!r}: behind a pooler that drops"
-                f" genesis.* startup parameters, run `genesis migrate` with the same {setting}"
-            )
 
 
 async def connect(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from collections.abc import Callable, Mapping
 from typing import TypeVar
 from urllib.parse import urlsplit
@@ -85,8 +86,8 @@ class Settings:
         return cls(
             database_url=database_url,
             listen_database_url=_get(e, "LISTEN_DATABASE_URL", _postgres_url, database_url),
-            kafka_bootstrap_servers=_get(e, "KAFKA_BOOTSTRAP_SERVERS", str, d.kafka_bootstrap_servers),
-            kafka_topic=_get(e, "KAFKA_TOPIC", _nonempty, d.kafka_topic),
+            kafka_bootstrap_servers=_get(e, "KAFKA_BOOTSTRAP_SERVERS", _bootstrap_servers, d.kafka_bootstrap_servers),
+            kafka_topic=_get(e, "KAFKA_TOPIC", _topic, d.kafka_topic),
             kafka_enable_idempotence=_get(e, "KAFKA_ENABLE_IDEMPOTENCE", _auto_bool, d.kafka_enable_idempotence),
             cloudevents_source=_get(e, "CLOUDEVENTS_SOURCE", _nonempty, d.cloudevents_source),
             jwt_secret=_get(e, "JWT_SECRET", str, d.jwt_secret),
@@ -109,7 +110,7 @@ class Settings:
             db_statement_cache_size=_get(e, "DB_STATEMENT_CACHE_SIZE", _natural_int, d.db_statement_cache_size),
             relay_poll_interval=_get(e, "RELAY_POLL_INTERVAL", _positive_float, d.relay_poll_interval),
             relay_batch_size=_get(e, "RELAY_BATCH_SIZE", _positive_int, d.relay_batch_size),
-            relay_max_retries=_get(e, "RELAY_MAX_RETRIES", _natural_int, d.relay_max_retries),
+            relay_max_retries=_get(e, "RELAY_MAX_RETRIES", _retries, d.relay_max_retries),
             relay_retry_base_delay=_get(e, "RELAY_RETRY_BASE_DELAY", _positive_float, d.relay_retry_base_delay),
             relay_lease=_get(e, "RELAY_LEASE", _positive_float, d.relay_lease),
             relay_publish_timeout=_get(e, "RELAY_PUBLISH_TIMEOUT", _positive_float, d.relay_publish_timeout),
@@ -181,6 +182,11 @@ class Settings:
             raise SettingsError("JWT_SECRET (or JWT_PUBLIC_KEY, or JWT_JWKS_URL) is required but not set")
 
 
+MAX_INT = 2**31 - 1
+MAX_SECONDS = 10 * 365 * 86400
+MAX_RETRIES = 20  # the last waits 2^19 x the base delay (at most ten years): within PostgreSQL's intervals
+_SERVER = re.compile(r"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+):(?P<port>[0-9]{1,5})")  # IPv6 in brackets
+_TOPIC = re.compile(r"[A-Za-z0-9._-]{1,249}")  # Kafka's own rule (org.apache.kafka.common.internals.Topic)
 MIN_SECRET = 32  # an HMAC-SHA256 key of at least the hash's size (RFC 7518 §3.2)
 _ALGORITHMS = {"HS256", "HS384", "HS512", "RS256", "RS384", "RS512", "ES256", "ES384", "ES512"}
 
@@ -254,9 +260,20 @@ def _natural_int(raw: str) -> int:
 
 def _int(raw: str) -> int:
     try:
-        return int(raw)
+        value = int(raw)
     except ValueError:
         raise ValueError("expected an integer") from None
+    if abs(value) > MAX_INT:  # the SQL functions take PostgreSQL integers
+        raise ValueError(f"expected an integer up to {MAX_INT}")
+    return value
+
+
+def _retries(raw: str) -> int:
+    # The last retry waits RELAY_RETRY_BASE_DELAY x 2^(retries - 1): past this it overflows an interval.
+    value = _natural_int(raw)
+    if value > MAX_RETRIES:
+        raise ValueError(f"expected 0-{MAX_RETRIES} retries")
+    return value
 
 
 def _port(raw: str) -> int:
@@ -271,9 +288,24 @@ def _positive_float(raw: str) -> float:
         value = float(raw)
     except ValueError:
         raise ValueError("expected a number of seconds") from None
-    if not value > 0:
-        raise ValueError("expected a positive number of seconds")
+    if not 0 < value <= MAX_SECONDS:  # also refuses inf and nan; PostgreSQL's intervals and the timers hold this
+        raise ValueError(f"expected a positive number of seconds up to {MAX_SECONDS} (ten years)")
     return value
+
+
+def _bootstrap_servers(raw: str) -> str:
+    entries = [entry.strip() for entry in raw.split(",")]
+    for entry in entries:
+        match = _SERVER.fullmatch(entry)
+        if not match or not 0 < int(match["port"]) <= 65535:
+            raise ValueError(f"expected host:port[,host:port...], and {entry!r} is not host:port")
+    return ",".join(entries)
+
+
+def _topic(raw: str) -> str:
+    if not _TOPIC.fullmatch(raw) or raw in (".", ".."):
+        raise ValueError("a Kafka topic name is 1-249 of the characters a-z A-Z 0-9 . _ -")
+    return raw
 
 
 def _csv(raw: str) -> tuple[str, ...]:

@@ -64,8 +64,10 @@ _TOO_LARGE = (MessageSizeTooLargeError, RecordListTooLargeError)
 ALONE_LIMIT = 10_000  # rows remembered to go out in batches of their own
 
 
-def headers_from_json(raw: str) -> list[tuple[str, bytes]]:
-    return [(k, v.encode() if v else b"") for k, v in json.loads(raw).items()]
+def headers_from_json(raw: str, source: str) -> list[tuple[str, bytes]]:
+    """The stored headers, with `ce_source` the publishing relay's CLOUDEVENTS_SOURCE."""
+    headers = json.loads(raw) | {"ce_source": source}
+    return [(k, v.encode() if v else b"") for k, v in headers.items()]
 
 
 @functools.lru_cache(maxsize=16384)

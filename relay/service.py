@@ -63,8 +63,6 @@ async def run_relay(settings: Settings, stop: asyncio.Event, *, metrics_sockets:
     pool = await db.create_pool(
         settings.database_url,
         application_name="genesis-relay",
-        kafka_topic=settings.kafka_topic,
-        cloudevents_source=settings.cloudevents_source,
         max_size=3,
         statement_cache_size=settings.db_statement_cache_size,
     )
@@ -80,6 +78,8 @@ async def run_relay(settings: Settings, stop: asyncio.Event, *, metrics_sockets:
             max_retries=settings.relay_max_retries,
             retry_base_delay=settings.relay_retry_base_delay,
             lease=settings.relay_lease,
+            topic=settings.kafka_topic,
+            source=settings.cloudevents_source,
         )
         listener = None
         if settings.relay_listen:

@@ -94,8 +94,9 @@ class Settler:
         if not rows:
             return 0
         count: int = await self._pool.fetchval(
-            "SELECT mark_outbox_sent($1, $2, $3, $4)",
+            "SELECT mark_outbox_sent($1, $2, $3, $4, $5)",
             token, [r.id for r, _ in rows], [at.partition for _, at in rows], [at.offset for _, at in rows],
+            rows[0][0].topic,  # one relay, one topic
         )  # fmt: skip
         metrics.PUBLISHED.inc(count)
         return count

@@ -35,7 +35,7 @@ from relay.settle import Settler, published
 log = logging.getLogger("genesis.relay")
 
 CLAIM = """
-    SELECT id, topic, key, payload::text AS value, headers::text AS headers, attempts, claim_token
+    SELECT id, key, payload::text AS value, headers::text AS headers, attempts, claim_token
       FROM claim_outbox($1, make_interval(secs => $2), $3, $4)
 """
 ADMIT_LIMIT = 5000  # rows admitted per claim at most: a burst is admitted over a few claims
@@ -62,9 +62,15 @@ class RelayWorker:
         max_retries: int,
         retry_base_delay: float,
         lease: float,
+        topic: str,
+        source: str,
         lanes: int = LANES,
     ) -> None:
         self._pool = pool
+        # Where every row goes and the ce_source it carries: this relay's KAFKA_TOPIC and CLOUDEVENTS_SOURCE
+        # (CONTRACT §6), whatever defaults the row was written under (a psql caller gets migrate's).
+        self._topic = topic
+        self._source = source
         self._publisher = publisher
         self._batch_size = batch_size
         self._poll_interval = poll_interval
@@ -167,7 +173,9 @@ class RelayWorker:
         if admit:
             self._admit = len(records) == self._batch_size
         rows = [
-            OutboxRow(r["id"], r["topic"], r["key"], r["value"].encode(), headers_from_json(r["headers"]))
+            OutboxRow(
+                r["id"], self._topic, r["key"], r["value"].encode(), headers_from_json(r["headers"], self._source)
+            )
             for r in records
         ]
         retried = {r["id"]: r["attempts"] for r in records if r["attempts"] > 0}

@@ -20,10 +20,6 @@ import pytest
 
 from genesis.local.services import free_port, wait_for_port
 
-# What docs/operations.md tells operators to set for PgBouncer 1.18; nothing more, so that a startup parameter the
-# pools should not send (default_transaction_isolation, say) is refused here as it is there.
-IGNORE_STARTUP_PARAMETERS = "genesis.kafka_topic,genesis.cloudevents_source"
-
 
 @dataclass(frozen=True)
 class Pooler:
@@ -80,7 +76,6 @@ auth_type = any
 pool_mode = transaction
 default_pool_size = {pool_size}
 max_client_conn = 1000
-ignore_startup_parameters = {IGNORE_STARTUP_PARAMETERS}
 """
     )
     ini.chmod(0o644)

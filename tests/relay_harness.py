@@ -158,7 +158,7 @@ async def open_rig(
         topic = f"relay-test-{uuid.uuid4().hex[:10]}"
         await create_topic(bootstrap, topic, partitions)
     # Events written through this pool land on the test's topic (submit_command reads the setting).
-    pool = await db.create_pool(database_url, application_name="relay-test", kafka_topic=topic, max_size=10)
+    pool = await db.create_pool(database_url, application_name="relay-test", max_size=10)
     consumer = TopicConsumer(bootstrap, topic)
     try:
         await consumer.start()

@@ -11,7 +11,7 @@ import jwt
 
 from genesis import db, errors
 from genesis.auth.jwks import JwksKeys
-from genesis.settings import Settings
+from genesis.settings import Settings, SettingsError
 
 AGENT_SCOPE = "genesis:agent"
 # The audience of the API's own stream tokens (genesis/auth/stream_tokens.py): never an access token.
@@ -28,6 +28,15 @@ class Principal:
     user_id: str
     scopes: frozenset[str]
     expires_at: float
+
+
+def _fits(key: str, algorithm: str) -> bool:
+    """Whether PyJWT can verify `algorithm` with `key`: checked at start-up, not on the first request."""
+    try:
+        jwt.get_algorithm_by_name(algorithm).prepare_key(key)
+    except (jwt.InvalidKeyError, ValueError, TypeError):
+        return False
+    return True
 
 
 def parse_scopes(claim: object) -> frozenset[str]:
@@ -57,6 +66,8 @@ class TokenVerifier:
         self._algorithms = [a for a in settings.jwt_algorithms if a.startswith("HS") != asymmetric]
         if not self._algorithms:
             self._algorithms = ["RS256", "ES256"] if asymmetric else ["HS256"]
+        if settings.jwt_public_key and not any(_fits(settings.jwt_public_key, a) for a in self._algorithms):
+            raise SettingsError(f"JWT_PUBLIC_KEY: not a PEM public key for any of {self._algorithms}")
         self._audience = settings.jwt_audience or None
         self._issuer = settings.jwt_issuer or None
         # A token's digest → what it proved, oldest first: a digest, so the cache's size does not grow with the

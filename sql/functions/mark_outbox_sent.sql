@@ -1,13 +1,16 @@
 -- Settles published rows as SENT, one statement per batch, with where each landed on Kafka
--- (`_partitions`, `_offsets`: aligned with `_ids`, from the broker's acknowledgement). Fenced:
+-- (`_partitions`, `_offsets`: aligned with `_ids`, from the broker's acknowledgement; `_topic`, the
+-- relay's KAFKA_TOPIC, which may differ from the default the row was written under). Fenced:
 -- only rows still held by `_claim_token` change (their key's head carries the token and they are
 -- among the rows it holds, held_from to held_to: claim_outbox); returns how many did (fewer: the
 -- claim is gone).
 -- The signature before the trailing parameters were added: a second function beside this one would make
 -- calls that name only the old arguments ambiguous. Dropped in the same transaction that creates this one.
 DROP FUNCTION IF EXISTS mark_outbox_sent(uuid, bigint[]);
+DROP FUNCTION IF EXISTS mark_outbox_sent(uuid, bigint[], integer[], bigint[]);
 CREATE OR REPLACE FUNCTION mark_outbox_sent(_claim_token uuid, _ids bigint[],
-                                            _partitions integer[] DEFAULT NULL, _offsets bigint[] DEFAULT NULL)
+                                            _partitions integer[] DEFAULT NULL, _offsets bigint[] DEFAULT NULL,
+                                            _topic text DEFAULT NULL)
 RETURNS integer
 LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
@@ -29,7 +32,8 @@ BEGIN
            SET status = 'SENT', sent_at = now(), attempts = o.attempts + 1, last_error = NULL,
                next_attempt_at = NULL,
                kafka_partition = _partitions[array_position(_ids, o.id)],
-               kafka_offset = _offsets[array_position(_ids, o.id)]
+               kafka_offset = _offsets[array_position(_ids, o.id)],
+               topic = coalesce(_topic, o.topic)
          WHERE o.id = ANY (_ids)
            AND (SELECT o.id BETWEEN h.held_from AND h.held_to
                   FROM outbox_heads h WHERE h.key = o.key AND h.claim_token = _claim_token)

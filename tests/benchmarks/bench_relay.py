@@ -216,7 +216,7 @@ async def producer_only(rig: Rig, target: Broker) -> float:
     topic = f"bench-producer-{uuid.uuid4().hex[:8]}"
     await target.create_topic(topic)
     records = await rig.pool.fetch("SELECT key, payload::text AS value, headers::text AS headers FROM event_outbox")
-    messages = [(r["key"].encode(), r["value"].encode(), headers_from_json(r["headers"])) for r in records]
+    messages = [(r["key"].encode(), r["value"].encode(), headers_from_json(r["headers"], "/bench")) for r in records]
     producer = AIOKafkaProducer(
         bootstrap_servers=rig.bootstrap, acks="all", enable_idempotence=target.idempotent, linger_ms=2,
         max_batch_size=MAX_BATCH_SIZE, max_request_size=MAX_REQUEST_SIZE,
@@ -236,7 +236,7 @@ async def latency(rig: Rig, target: Broker, *, listen: bool) -> dict[str, float]
     topic = f"bench-latency-{uuid.uuid4().hex[:8]}"
     await target.create_topic(topic)
     commands = int(RATE * SECONDS)
-    pool = await db.create_pool(rig.database_url, application_name="bench", kafka_topic=topic, max_size=16)
+    pool = await db.create_pool(rig.database_url, application_name="bench", max_size=16)
     consumer = TopicConsumer(rig.bootstrap, topic)
     settings: dict[str, Any] = {**RELAY, "KAFKA_TOPIC": topic}
     if not listen:
@@ -323,7 +323,7 @@ async def main() -> None:
     async with contextlib.AsyncExitStack() as stack:
         stack.callback(shutil.rmtree, workdir, ignore_errors=True)  # the embedded PostgreSQL's files too
         dsn = await stack.enter_async_context(database(workdir))
-        pool = await db.create_pool(dsn, application_name="bench", kafka_topic="bench")
+        pool = await db.create_pool(dsn, application_name="bench")
         stack.push_async_callback(pool.close)
         say(f"writing {ROWS} outbox rows through the SQL functions …")
         started = time.perf_counter()

@@ -125,7 +125,7 @@ async def profiled_drain(
         database_url=dsn, kafka_bootstrap_servers=target.bootstrap, kafka_topic=topic,
         kafka_enable_idempotence=target.idempotent, relay_batch_size=BATCH, relay_lease=30,
     )  # fmt: skip
-    relay_pool = await db.create_pool(dsn, application_name="genesis-relay", kafka_topic=topic, max_size=3)
+    relay_pool = await db.create_pool(dsn, application_name="genesis-relay", max_size=3)
     spans: Spans = {}
     publisher = publisher_for(settings, timeout=5)
     await publisher.start()
@@ -133,6 +133,7 @@ async def profiled_drain(
         worker = RelayWorker(
             TimedPool(relay_pool, spans),  # type: ignore[arg-type]
             publisher, batch_size=BATCH, poll_interval=5, max_retries=3, retry_base_delay=1, lease=30, lanes=lanes,
+            topic=topic, source=settings.cloudevents_source,
         )  # fmt: skip
         worker._claim = timed(spans, "claim", worker._claim)  # type: ignore[method-assign]
         worker._settler.settle = timed(spans, "settle", worker._settler.settle)  # type: ignore[method-assign]
@@ -188,7 +189,7 @@ async def main() -> None:
     try:
         dsn = await fresh_database(admin, "genesis_profile_drain", log=say)
         postmaster = int((workdir / "pg" / "postmaster.pid").read_text().split()[0])
-        pool = await db.create_pool(dsn, application_name="bench", kafka_topic="bench")
+        pool = await db.create_pool(dsn, application_name="bench")
         if os.environ.get("PROFILE_SQL_SETTINGS"):  # e.g. "synchronous_commit=off": an experiment's database settings
             for setting in os.environ["PROFILE_SQL_SETTINGS"].split(","):
                 name, value = setting.split("=")

@@ -52,7 +52,7 @@ VARIANTS = {
 
 async def drain(admin_url: str, name: str, statements: list[str]) -> str:
     dsn = await fresh_database(admin_url, f"profile_settle_{name}", log=lambda line: None)
-    pool = await db.create_pool(dsn, application_name="bench", kafka_topic="bench")
+    pool = await db.create_pool(dsn, application_name="bench")
     try:
         return await measure(pool, statements)
     finally:

@@ -113,7 +113,7 @@ async def latency_while_retrying(rig: Rig, relay_settings: dict[str, Any]) -> di
     relay = await rig.start_relay(**relay_settings, KAFKA_TOPIC=topic, RELAY_RETRY_BASE_DELAY=1)
     try:
         async with contextlib.AsyncExitStack() as stack:
-            conn = await db.create_pool(rig.database_url, application_name="bench", kafka_topic=topic, max_size=2)
+            conn = await db.create_pool(rig.database_url, application_name="bench", max_size=2)
             stack.push_async_callback(conn.close)
             poison = await new_session(conn)
             await submit(conn, poison, "SubmitFeedback", {"feedback": "x" * 1_100_000})

@@ -23,6 +23,6 @@ async def rig(database_url: str, kafka_bootstrap: str, tmp_path: Path) -> AsyncI
 @pytest.fixture
 async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool[Any]]:
     """A small pool of the test's database, as the API opens it (REPEATABLE READ)."""
-    p = await db.create_pool(database_url, application_name="test", kafka_topic="t", max_size=2)
+    p = await db.create_pool(database_url, application_name="test", max_size=2)
     yield p
     await p.close()

@@ -91,6 +91,19 @@ def test_listen_database_url_can_differ() -> None:
         ("RELAY_RETENTION", "7d"),
         ("RELAY_SWEEP_INTERVAL", "-1"),
         ("COMMAND_TIMEOUT", "forever"),
+        ("RELAY_LEASE", "inf"),
+        ("RELAY_RETENTION", "1e300"),  # past PostgreSQL's intervals: it crashed after "relay started"
+        ("RELAY_RETRY_BASE_DELAY", "315360001"),
+        ("RELAY_MAX_RETRIES", "21"),  # its last delay would overflow an interval
+        ("RELAY_BATCH_SIZE", "2147483648"),  # past a PostgreSQL integer
+        ("KAFKA_BOOTSTRAP_SERVERS", "localhost:notaport"),  # it retried forever
+        ("KAFKA_BOOTSTRAP_SERVERS", "localhost"),
+        ("KAFKA_BOOTSTRAP_SERVERS", "k1:9092,,k2:9092"),
+        ("KAFKA_BOOTSTRAP_SERVERS", "k1:70000"),
+        ("KAFKA_BOOTSTRAP_SERVERS", "PLAINTEXT://k1:9092"),
+        ("KAFKA_TOPIC", "bad topic!"),
+        ("KAFKA_TOPIC", ".."),
+        ("KAFKA_TOPIC", "t" * 250),
         ("KAFKA_ENABLE_IDEMPOTENCE", "maybe"),
         ("GENESIS_DEV", "2"),
         ("JWT_ALGORITHMS", "none"),
@@ -165,3 +178,17 @@ def test_where_agents_reach_the_api() -> None:
         Settings.from_env({"GENESIS_API_URL": "genesis.example:8000"})
     with pytest.raises(SettingsError, match="AGENT_STEP_DELAY"):
         Settings.from_env({"AGENT_STEP_DELAY": "0"})
+
+
+def test_well_formed_kafka_settings_and_the_largest_values_are_accepted() -> None:
+    settings = Settings.from_env(
+        {
+            "KAFKA_BOOTSTRAP_SERVERS": "k1.example.com:9092, 10.0.0.2:9093,[::1]:9094",
+            "KAFKA_TOPIC": "genesis.domain-events_v1",
+            "RELAY_MAX_RETRIES": "20",
+            "RELAY_RETENTION": "315360000",
+        }
+    )
+    assert settings.kafka_bootstrap_servers == "k1.example.com:9092,10.0.0.2:9093,[::1]:9094"
+    assert settings.kafka_topic == "genesis.domain-events_v1"
+    assert (settings.relay_max_retries, settings.relay_retention) == (20, 315360000.0)

@@ -22,9 +22,8 @@ CE_SOURCE = "/tests/interop"
 
 
 async def test_records_are_cloudevents_in_the_kafka_binary_mode(rig: Rig) -> None:
-    # A writer configured as the API is with CLOUDEVENTS_SOURCE set.
-    pool = await db.create_pool(rig.database_url, application_name="ce-test", kafka_topic=rig.topic,
-                                cloudevents_source=CE_SOURCE, max_size=1)  # fmt: skip
+    # Written under the database's default ce_source; the relay sends its own CLOUDEVENTS_SOURCE.
+    pool = await db.create_pool(rig.database_url, application_name="ce-test", max_size=1)  # fmt: skip
     try:
         session_id = await new_session(pool)
         await submit(pool, session_id, "RequestConceptGeneration", {"count": 2})
@@ -34,7 +33,7 @@ async def test_records_are_cloudevents_in_the_kafka_binary_mode(rig: Rig) -> Non
         )
     finally:
         await pool.close()
-    await rig.start_relay()
+    await rig.start_relay(CLOUDEVENTS_SOURCE=CE_SOURCE)
     await rig.consumer.wait_for({str(e["event_id"]) for e in events}, within=10)
 
     for event in events:

@@ -1,6 +1,8 @@
 """Two relays behind PgBouncer (Debian 12's 1.18) in transaction pooling, set up as docs/operations.md says: claims,
 settles, the sweeper and the outbox gauges through the pooler, LISTEN direct. Every event reaches the broker once
-per session in order, with the database's default topic and ce_source. Skipped where pgbouncer is not installed."""
+per session in order. PgBouncer as shipped (no ignore_startup_parameters), and the database migrated with the
+default topic and ce_source: the relays publish to their own KAFKA_TOPIC with their own CLOUDEVENTS_SOURCE, and each
+row records the topic it went to. Skipped where pgbouncer is not installed."""
 
 from __future__ import annotations
 
@@ -12,7 +14,6 @@ from collections.abc import AsyncIterator
 import pytest
 
 from genesis import db
-from genesis.migrate import migrate
 from genesis.settings import Settings
 from relay.service import run_relay
 from tests.pgbouncer import Pooler, transaction_pooler
@@ -32,9 +33,7 @@ async def topic(kafka_bootstrap: str) -> str:
 
 
 @pytest.fixture
-async def pooler(pg_admin_url: str, database_url: str, topic: str) -> AsyncIterator[Pooler]:
-    # The database defaults the pooled sessions get (PgBouncer drops the genesis.* startup parameters).
-    await migrate(database_url, kafka_topic=topic, cloudevents_source=SOURCE, log=lambda _line: None)
+async def pooler(pg_admin_url: str) -> AsyncIterator[Pooler]:
     async with transaction_pooler(pg_admin_url) as running:
         yield running
 
@@ -59,8 +58,6 @@ async def test_relays_through_transaction_pooling(
     writer = await db.create_pool(
         pooled.database_url,
         application_name="psql",
-        kafka_topic=topic,
-        cloudevents_source=SOURCE,
         max_size=4,
         statement_cache_size=0,
     )
@@ -78,6 +75,9 @@ async def test_relays_through_transaction_pooling(
 
         await eventually(sent, within=60, what="every row SENT through the pooler")
         await consumer.wait_for({e for events in committed.values() for e in events}, within=30)
+        # Written under migrate's defaults (stored headers), each row records the relay's topic it landed on.
+        stored = await writer.fetch("SELECT DISTINCT topic, headers->>'ce_source' AS source FROM event_outbox")
+        assert {tuple(r) for r in stored} == {(topic, "/infinitescribe/genesis")}
     finally:
         stop.set()
         await asyncio.gather(*relays)

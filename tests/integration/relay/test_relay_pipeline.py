@@ -66,14 +66,15 @@ async def relay_in_process(
         asyncio.Event(),
     )
     assert settings is not None
-    pool = await db.create_pool(rig.database_url, application_name="genesis-relay", kafka_topic=rig.topic, max_size=3)
+    pool = await db.create_pool(rig.database_url, application_name="genesis-relay", max_size=3)
     publisher = publisher_for(settings, timeout=publish_timeout)
     await publisher.start()
     try:
         relay_pool: Any = HeldBackPool(pool, hold_first_settle) if hold_first_settle else pool
         worker = RelayWorker(
-            relay_pool, publisher, batch_size=BATCH, poll_interval=5, max_retries=3, retry_base_delay=1, lease=lease
-        )
+            relay_pool, publisher, batch_size=BATCH, poll_interval=5, max_retries=3, retry_base_delay=1, lease=lease,
+            topic=settings.kafka_topic, source=settings.cloudevents_source,
+        )  # fmt: skip
         yield worker, publisher
     finally:
         await publisher.stop()

@@ -199,7 +199,7 @@ async def test_call_retries_serialization_failures_and_deadlocks(
     database_url: str, conn: asyncpg.Connection[Any]
 ) -> None:
     await conn.execute(ATTEMPT)
-    pool = await db.create_pool(database_url, application_name="test", kafka_topic="t", max_size=2)
+    pool = await db.create_pool(database_url, application_name="test", max_size=2)
 
     async def attempts(errcodes: list[str]) -> Any:
         await conn.execute("ALTER SEQUENCE test_attempts RESTART")

@@ -20,7 +20,7 @@ from tests.relay_harness import Pool, bulk_backlog, outbox_stats
 @pytest.fixture
 async def pool(database_url: str) -> AsyncIterator[Pool]:
     # As the relay calls them: READ COMMITTED (see relay/service.py).
-    p = await db.create_pool(database_url, application_name="relay-sql-test", kafka_topic="t", max_size=6)
+    p = await db.create_pool(database_url, application_name="relay-sql-test", max_size=6)
     yield p
     await p.close()
 

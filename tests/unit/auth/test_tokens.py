@@ -10,7 +10,7 @@ import pytest
 from genesis import errors
 from genesis.auth import tokens
 from genesis.auth.tokens import AGENT_SCOPE, Principal, TokenVerifier, issue_token, parse_scopes
-from genesis.settings import Settings
+from genesis.settings import Settings, SettingsError
 
 SECRET = "unit-secret-" + "s" * 60  # long enough for HS512 without a warning
 
@@ -101,3 +101,19 @@ async def test_refused_tokens_are_not_kept_and_the_kept_ones_are_bounded(monkeyp
     for user in ("a", "b", "c"):
         await verifier.authenticate(f"Bearer {issue_token(settings, user)}")
     assert len(verifier._verified) == 2
+
+
+def test_a_public_key_that_no_allowed_algorithm_can_use_stops_start_up() -> None:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    pem = (
+        ec.generate_private_key(ec.SECP256R1())
+        .public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
+    TokenVerifier(Settings(jwt_public_key=pem, jwt_algorithms=("ES256",)))  # a fitting key starts
+    for key, algorithms in (("garbage", ("RS256",)), (pem, ("RS256",))):
+        with pytest.raises(SettingsError, match=r"^JWT_PUBLIC_KEY: not a PEM public key for any of \['RS256'\]$"):
+            TokenVerifier(Settings(jwt_public_key=key, jwt_algorithms=algorithms))

@@ -56,7 +56,7 @@ class OnePartitionLeaderless:
 
 @pytest.fixture
 async def pool(database_url: str) -> AsyncIterator[Pool]:
-    p = await db.create_pool(database_url, application_name="breaker-test", kafka_topic="t")
+    p = await db.create_pool(database_url, application_name="breaker-test")
     yield p
     await p.close()
 
@@ -65,7 +65,7 @@ async def test_a_partition_without_a_leader_keeps_its_rows_pending_while_the_oth
     broker = OnePartitionLeaderless()
     worker = RelayWorker(
         pool, broker,  # type: ignore[arg-type]
-        batch_size=5, poll_interval=5, max_retries=3, retry_base_delay=1.5, lease=30,
+        batch_size=5, poll_interval=5, max_retries=3, retry_base_delay=1.5, lease=30, topic="t", source="/t",
     )  # fmt: skip
     await bulk_backlog(pool, sessions=60, rounds=1)
     rows = await pool.fetch("SELECT id, key FROM event_outbox ORDER BY id")
