@@ -91,6 +91,7 @@ async def test_outbox_commands_for_operators(rig: Rig) -> None:
     assert code == 0
     stats = json.loads(out)
     assert (stats["pending"], stats["failed"], stats["blocked"], stats["blocked_sessions"]) == (5, 1, 1, 1)
+    assert stats["backlog"] == stats["pending"]
 
     code, out, _ = await rig.cli("outbox", "requeue", "--id", str(failed))
     assert (code, out.strip()) == (0, "requeued 1 row(s)")
