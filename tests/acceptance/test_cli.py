@@ -175,6 +175,7 @@ def test_outbox_stats_prints_json(database_url: str) -> None:
     assert result.returncode == 0, result.stderr
     # A fresh database: every count, and the oldest pending age, is zero (sql/functions/outbox_stats.sql).
     assert json.loads(result.stdout) == {
+        "backlog": 0,
         "pending": 0,
         "claimed": 0,
         "retrying": 0,
