@@ -125,7 +125,8 @@ def sessions() -> dict[str, Any]:
                 "tags": ["Sessions"],
                 "summary": "Create a session",
                 "description": "A new session of the token's user, at CONCEPT_SELECTION; records "
-                "Genesis.Session.Created. The body is optional (none is an empty object; one sent must be a JSON object).",
+                "Genesis.Session.Created. The body is optional (none is an empty object; one sent must be a JSON "
+                "object).",
                 "security": SECURED,
                 "parameters": TRACE_CONTEXT,
                 "requestBody": _body({"type": "object"}, required=False, examples={"empty": {"value": {}}}),
