@@ -22,6 +22,7 @@ routes = web.RouteTableDef()
 MAX_LIMIT = 500
 DEFAULT_LIMIT = 100
 MAX_SEQUENCE = 2**63 - 1  # bigint
+_MAX_DIGITS = len(str(MAX_SEQUENCE)) + 1  # longer is out of range anyway (and is not worth parsing)
 
 
 @routes.get("/genesis/sessions/{session_id}/events", name="list_events")
@@ -145,12 +146,10 @@ async def _write(response: web.StreamResponse, chunk: bytes, seconds: float) -> 
 
 
 def _int_param(raw: str | None, name: str, *, default: int, low: int, high: int = MAX_SEQUENCE) -> int:
-    if raw is None or raw == "":
+    if raw is None:
         return default
-    try:
-        value = int(raw)
-    except ValueError:
-        value = low - 1
+    # ASCII digits only, as the document's integer: Python's int() would also take " 5", "+5", "5_0" and "٥".
+    value = int(raw) if raw.isascii() and raw.isdigit() and len(raw) <= _MAX_DIGITS else low - 1
     if not low <= value <= high:
         bounds = f"{low}..{high}"
         raise errors.ValidationFailed(f"{name} must be an integer {bounds}", fields={name: f"integer {bounds}"})

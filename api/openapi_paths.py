@@ -7,9 +7,9 @@ from __future__ import annotations
 from typing import Any
 
 from api.docs import ASSETS
-from api.events import DEFAULT_LIMIT, MAX_LIMIT
+from api.events import DEFAULT_LIMIT, MAX_LIMIT, MAX_SEQUENCE
 from api.openapi_schemas import ref
-from api.requests import MAX_BODY_BYTES, MAX_HEADER_TOKEN
+from api.requests import _HEADER_TOKEN, MAX_BODY_BYTES, MAX_HEADER_TOKEN
 from genesis import commands
 from genesis.auth.tokens import AGENT_SCOPE
 
@@ -33,7 +33,8 @@ _ERRORS = {
     409: "Refused by the session's or the command's state",
     413: f"Body over {MAX_BODY_BYTES // 1024} KiB (PAYLOAD_TOO_LARGE)",
     415: "Body is not JSON (UNSUPPORTED_MEDIA_TYPE)",
-    422: "Invalid request (VALIDATION_ERROR and friends; `fields` names what is wrong)",
+    422: "Invalid request (VALIDATION_ERROR and friends; `fields` names what is wrong), among them a string of the"
+    " body holding NUL or an unpaired surrogate, which PostgreSQL's jsonb cannot store",
     429: "Too many open event streams for this user (TOO_MANY_STREAMS); see Retry-After",
     503: "The database is unavailable or busy, or the API holds as many streams as it may; try again",
 }
@@ -77,8 +78,9 @@ TRACE_CONTEXT = [
     {
         "name": "traceparent",
         "in": "header",
-        "description": "W3C traceparent, e.g. 00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
-        "schema": {"type": "string", "pattern": "^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$"},
+        "description": "W3C traceparent, e.g. 00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01; a malformed "
+        "value is ignored (as W3C Trace Context says), and the API starts a trace",
+        "schema": {"type": "string"},
     },
     {"name": "tracestate", "in": "header", "description": "W3C tracestate", "schema": {"type": "string"}},
 ]
@@ -86,7 +88,7 @@ AFTER = {
     "name": "after",
     "in": "query",
     "description": "The sequence of the last event seen: only later events are sent",
-    "schema": {"type": "integer", "minimum": 0, "default": 0},
+    "schema": {"type": "integer", "minimum": 0, "maximum": MAX_SEQUENCE, "default": 0},
 }
 
 
@@ -123,7 +125,8 @@ def sessions() -> dict[str, Any]:
                 "tags": ["Sessions"],
                 "summary": "Create a session",
                 "description": "A new session of the token's user, at CONCEPT_SELECTION; records "
-                "Genesis.Session.Created. The body is optional (an empty object).",
+                "Genesis.Session.Created. The body is optional (none is an empty object; one sent must be a JSON "
+                "object).",
                 "security": SECURED,
                 "parameters": TRACE_CONTEXT,
                 "requestBody": _body({"type": "object"}, required=False, examples={"empty": {"value": {}}}),
@@ -153,7 +156,7 @@ def sessions() -> dict[str, Any]:
                 "description": "Sync commands (ConfirmStage) answer 200 with the session; async ones 202 with "
                 "the command's URL in Location. An equal command still RECEIVED or PROCESSING is 409 "
                 "DUPLICATE_COMMAND with its id. The same Idempotency-Key again replays the first answer "
-                "(Idempotent-Replayed: true).",
+                "(Idempotent-Replayed: true); with a different command it is 422 IDEMPOTENCY_KEY_REUSED.",
                 "security": SECURED,
                 "parameters": [
                     SESSION_ID,
@@ -162,7 +165,12 @@ def sessions() -> dict[str, Any]:
                         "in": "header",
                         "description": f"1-{MAX_HEADER_TOKEN} visible ASCII characters: the same key again replays "
                         "the first answer",
-                        "schema": {"type": "string", "minLength": 1, "maxLength": MAX_HEADER_TOKEN},
+                        "schema": {
+                            "type": "string",
+                            "minLength": 1,
+                            "maxLength": MAX_HEADER_TOKEN,
+                            "pattern": _HEADER_TOKEN.pattern,
+                        },
                     },
                     *TRACE_CONTEXT,
                 ],
@@ -225,7 +233,7 @@ def sessions() -> dict[str, Any]:
                         "in": "header",
                         "description": "The id of the last event seen (a reconnecting EventSource sends it); "
                         "wins over `after`",
-                        "schema": {"type": "integer", "minimum": 0},
+                        "schema": {"type": "integer", "minimum": 0, "maximum": MAX_SEQUENCE},
                     },
                 ],
                 "responses": {

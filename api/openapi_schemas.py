@@ -109,11 +109,12 @@ def schemas() -> dict[str, Any]:
             "oneOf": [
                 {
                     "type": "object",
-                    "required": ["command_type"],
+                    # An absent payload is `{}`: required where that is not a valid payload.
+                    "required": ["command_type", "payload"] if schema.get("required") else ["command_type"],
                     "properties": {"command_type": {"const": name}, "payload": ref(f"{name}Payload")},
                     "additionalProperties": False,
                 }
-                for name in commands.PAYLOADS
+                for name, schema in payloads.items()
             ],
             "examples": [{"command_type": n, "payload": p} for n, p in commands.EXAMPLES.items()],
         },

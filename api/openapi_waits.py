@@ -7,11 +7,13 @@ from typing import Any
 
 from api.openapi_paths import SECURED, TASK_ID, errors, json
 from api.openapi_schemas import ref
+from genesis import commands
 from genesis.auth.tokens import AGENT_SCOPE
 
 _UUID = {"type": "string", "format": "uuid"}
 _STATUS = {"type": "string", "enum": ["PENDING_PAUSE", "PAUSED", "RESUMED", "EXPIRED"]}
 _TS = {"type": "string", "format": "date-time"}
+_COMMAND_TYPE = {"type": "string", "enum": [*commands.PAYLOADS]}
 _HANDLE_FIELDS = (
     "handle_id", "correlation_id", "session_id", "status", "expects", "timeout_seconds", "expires_at",
     "resume_handle", "resume_payload", "resumed_by", "resumed_at",
@@ -53,7 +55,7 @@ def wait_schemas() -> dict[str, Any]:
                 "correlation_id": {**_UUID, "description": "The command whose flow waits"},
                 "session_id": _UUID,
                 "status": _STATUS,
-                "expects": {"type": "array", "items": {"type": "string"}},
+                "expects": {"type": "array", "items": _COMMAND_TYPE},
                 "timeout_seconds": {"type": "integer", "minimum": 1, "maximum": 604800},
                 "expires_at": _TS,
                 "resume_handle": {"type": "object"},
@@ -68,7 +70,7 @@ def wait_schemas() -> dict[str, Any]:
             "properties": {
                 "handle_id": _UUID,
                 "correlation_id": _UUID,
-                "expects": {"type": "array", "items": {"type": "string"}},
+                "expects": {"type": "array", "items": _COMMAND_TYPE},
                 "expires_at": _TS,
                 "status": {"type": "string", "enum": ["PENDING_PAUSE", "PAUSED"]},
             },

@@ -18,7 +18,8 @@ routes = web.RouteTableDef()
 
 @routes.post("/genesis/sessions", name="create_session")
 async def create_session(request: web.Request) -> web.Response:
-    body = await json_body(request, required=False)
+    # The body is optional: none at all is `{}`; one that is there must be JSON (whitespace alone is INVALID_JSON).
+    body = await json_body(request, required=request.body_exists)
     if not isinstance(body, dict):
         raise errors.ValidationFailed("Body must be a JSON object", fields={"body": "must be an object"})
     # The request's trace context (the tracing middleware's span) is stored with the event it causes.

@@ -14,6 +14,7 @@ from api.requests import json_body, path_uuid
 from api.scopes import require_scope
 from genesis import db, errors
 from genesis.auth.tokens import AGENT_SCOPE
+from genesis.commands import PAYLOADS, JsonInt
 from genesis.logs import bind
 
 log = logging.getLogger("genesis.api")
@@ -32,7 +33,7 @@ class TaskProgress(_Body):
 
     model_config = pydantic.ConfigDict(json_schema_extra={"examples": [{"progress": 30, "message": "Drafting"}]})
 
-    progress: int = pydantic.Field(ge=0, le=100)
+    progress: JsonInt = pydantic.Field(ge=0, le=100)
     message: str = pydantic.Field(default="", max_length=MAX_MESSAGE)
 
 
@@ -63,8 +64,12 @@ class TaskWait(_Body):
     )
 
     resume_handle: dict[str, Any] = pydantic.Field(description="What the flow needs to go on; handed back on resume")
-    timeout_seconds: int = pydantic.Field(ge=1, le=MAX_WAIT)
-    expects: list[str] = pydantic.Field(min_length=1, description="Command types that resume the flow")
+    timeout_seconds: JsonInt = pydantic.Field(ge=1, le=MAX_WAIT)
+    expects: list[str] = pydantic.Field(
+        min_length=1,
+        description="Command types that resume the flow",
+        json_schema_extra={"items": {"type": "string", "enum": [*PAYLOADS]}},  # the SQL catalogue refuses others
+    )
 
 
 BODIES: dict[str, type[_Body]] = {"TaskProgress": TaskProgress, "TaskCompletion": TaskCompletion, "TaskWait": TaskWait}

@@ -6,7 +6,7 @@ sql/functions/genesis_command_catalogue.sql (its mode, event and stage rule).
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import pydantic
 
@@ -25,6 +25,16 @@ def is_blank(text: str) -> bool:
     return not text.strip(WHITE_SPACE)
 
 
+def _integral(value: object) -> object:
+    """JSON has one number type, and JSON Schema counts 6.0 as an integer: so does the API (6.5, true, "6" are not)."""
+    if type(value) is float and value.is_integer():
+        return int(value)
+    return value
+
+
+# An integer field of a request body: strict (no bool, no string), but 6.0 is 6.
+JsonInt = Annotated[int, pydantic.BeforeValidator(_integral)]
+
 Stage = Literal["CONCEPT_SELECTION", "STORY_CONCEPTION", "WORLDVIEW", "CHARACTERS", "PLOT_OUTLINE", "FINISHED"]
 
 
@@ -39,7 +49,7 @@ class RequestConceptGeneration(_Payload):
         json_schema_extra={"examples": [{"count": 3, "preferences": {"genre": "fantasy"}}]}
     )
 
-    count: int = pydantic.Field(default=3, ge=1, le=10)
+    count: JsonInt = pydantic.Field(default=3, ge=1, le=10)
     preferences: dict[str, Any] = pydantic.Field(default_factory=dict)
 
 
@@ -87,7 +97,7 @@ EXAMPLES: dict[str, dict[str, Any]] = {
 
 
 def validate(command_type: object, payload: object) -> tuple[str, dict[str, Any]]:
-    """Checks a command's shape; returns it as it will be stored (only the fields sent)."""
+    """Checks a command's shape; returns it as it will be stored (only the fields sent, an integral 6.0 as 6)."""
     if not isinstance(command_type, str) or command_type not in PAYLOADS:
         if not isinstance(command_type, str) or not command_type:
             raise errors.ValidationFailed(
@@ -97,8 +107,8 @@ def validate(command_type: object, payload: object) -> tuple[str, dict[str, Any]
     if not isinstance(payload, dict):
         raise errors.ValidationFailed("payload must be a JSON object", fields={"payload": "must be an object"})
     try:
-        PAYLOADS[command_type].model_validate(payload)
+        model = PAYLOADS[command_type].model_validate(payload)
     except pydantic.ValidationError as exc:
         fields = {".".join(str(p) for p in ("payload", *e["loc"])): e["msg"] for e in exc.errors()}
         raise errors.ValidationFailed(f"Invalid payload for {command_type}", fields=fields) from None
-    return command_type, payload
+    return command_type, model.model_dump(exclude_unset=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import typing
 from typing import Any
 
 import pytest
@@ -70,3 +71,29 @@ def test_bad_payload_names_the_offending_field(command_type: str, payload: dict[
     fields = caught.value.fields["fields"]
     assert field in fields, fields
     assert caught.value.message == f"Invalid payload for {command_type}"
+
+
+@pytest.mark.parametrize("count", [4, 4.0])
+def test_an_integral_number_is_an_integer_and_stored_as_one(count: object) -> None:
+    # JSON Schema (the OpenAPI document) counts 4.0 as an integer: so does the API, and it stores 4.
+    stored = commands.validate("RequestConceptGeneration", {"count": count})[1]
+    assert stored == {"count": 4}
+    assert type(stored["count"]) is int
+
+
+@pytest.mark.parametrize("count", [4.5, True, "4", float("inf")])
+def test_a_fraction_a_boolean_or_a_string_is_no_integer(count: object) -> None:
+    with pytest.raises(errors.ValidationFailed) as caught:
+        commands.validate("RequestConceptGeneration", {"count": count})
+    assert "payload.count" in caught.value.fields["fields"]
+
+
+def test_every_integer_field_of_every_request_body_takes_an_integral_float() -> None:
+    from api.tasks import BODIES
+
+    integral = typing.get_args(commands.JsonInt)[1]  # the validator that makes 6.0 the integer 6
+    models = [*commands.PAYLOADS.values(), *BODIES.values()]
+    fields = {f"{m.__name__}.{n}": f for m in models for n, f in m.model_fields.items() if f.annotation is int}
+    assert set(fields) == {"RequestConceptGeneration.count", "TaskProgress.progress", "TaskWait.timeout_seconds"}
+    for name, field in fields.items():
+        assert integral in field.metadata, name

@@ -28,3 +28,12 @@ def test_the_command_route_has_a_valid_example_per_command_type() -> None:
     for name, example in examples.items():
         assert example["value"]["command_type"] == name
         commands.validate(name, example["value"]["payload"])  # raises if the example is not a valid payload
+
+
+def test_a_sequence_parameter_is_bounded_as_the_server_bounds_it() -> None:
+    from api.events import MAX_SEQUENCE
+
+    for path in ("/genesis/sessions/{session_id}/events", "/genesis/sessions/{session_id}/events/stream"):
+        for parameter in document()["paths"][path]["get"]["parameters"]:
+            if parameter["name"] in ("after", "Last-Event-ID"):
+                assert parameter["schema"]["maximum"] == MAX_SEQUENCE, (path, parameter["name"])

@@ -15,7 +15,7 @@ export interface paths {
         put?: never;
         /**
          * Create a session
-         * @description A new session of the token's user, at CONCEPT_SELECTION; records Genesis.Session.Created. The body is optional (an empty object).
+         * @description A new session of the token's user, at CONCEPT_SELECTION; records Genesis.Session.Created. The body is optional (none is an empty object; one sent must be a JSON object).
          */
         post: operations["create_session"];
         delete?: never;
@@ -55,7 +55,7 @@ export interface paths {
         put?: never;
         /**
          * Send a command
-         * @description Sync commands (ConfirmStage) answer 200 with the session; async ones 202 with the command's URL in Location. An equal command still RECEIVED or PROCESSING is 409 DUPLICATE_COMMAND with its id. The same Idempotency-Key again replays the first answer (Idempotent-Replayed: true).
+         * @description Sync commands (ConfirmStage) answer 200 with the session; async ones 202 with the command's URL in Location. An equal command still RECEIVED or PROCESSING is 409 DUPLICATE_COMMAND with its id. The same Idempotency-Key again replays the first answer (Idempotent-Replayed: true); with a different command it is 422 IDEMPOTENCY_KEY_REUSED.
          */
         post: operations["submit_command"];
         delete?: never;
@@ -481,11 +481,11 @@ export interface components {
         } | {
             /** @constant */
             command_type: "SubmitFeedback";
-            payload?: components["schemas"]["SubmitFeedbackPayload"];
+            payload: components["schemas"]["SubmitFeedbackPayload"];
         } | {
             /** @constant */
             command_type: "ConfirmStage";
-            payload?: components["schemas"]["ConfirmStagePayload"];
+            payload: components["schemas"]["ConfirmStagePayload"];
         };
         CommandAccepted: {
             /** Format: uuid */
@@ -628,7 +628,7 @@ export interface components {
              * Expects
              * @description Command types that resume the flow
              */
-            expects: string[];
+            expects: ("RequestConceptGeneration" | "SubmitFeedback" | "ConfirmStage")[];
         };
         TaskProgressRecorded: {
             /** Format: uuid */
@@ -673,7 +673,7 @@ export interface components {
             session_id: string;
             /** @enum {string} */
             status: "PENDING_PAUSE" | "PAUSED" | "RESUMED" | "EXPIRED";
-            expects: string[];
+            expects: ("RequestConceptGeneration" | "SubmitFeedback" | "ConfirmStage")[];
             timeout_seconds: number;
             /** Format: date-time */
             expires_at: string;
@@ -693,7 +693,7 @@ export interface components {
             handle_id: string;
             /** Format: uuid */
             correlation_id: string;
-            expects: string[];
+            expects: ("RequestConceptGeneration" | "SubmitFeedback" | "ConfirmStage")[];
             /** Format: date-time */
             expires_at: string;
             /** @enum {string} */
@@ -712,7 +712,7 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
-                /** @description W3C traceparent, e.g. 00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01 */
+                /** @description W3C traceparent, e.g. 00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01; a malformed value is ignored (as W3C Trace Context says), and the API starts a trace */
                 traceparent?: string;
                 /** @description W3C tracestate */
                 tracestate?: string;
@@ -785,7 +785,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Invalid request (VALIDATION_ERROR and friends; `fields` names what is wrong) */
+            /** @description Invalid request (VALIDATION_ERROR and friends; `fields` names what is wrong), among them a string of the body holding NUL or an unpaired surrogate, which PostgreSQL's jsonb cannot store */
             422: {
                 headers: {
                     /** @description The request's id: the client's X-Request-ID when it sent a valid one, else a new one */
@@ -890,7 +890,7 @@ export interface operations {
             header?: {
                 /** @description 1-255 visible ASCII characters: the same key again replays the first answer */
                 "Idempotency-Key"?: string;
-                /** @description W3C traceparent, e.g. 00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01 */
+                /** @description W3C traceparent, e.g. 00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01; a malformed value is ignored (as W3C Trace Context says), and the API starts a trace */
                 traceparent?: string;
                 /** @description W3C tracestate */
                 tracestate?: string;
@@ -1003,7 +1003,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Invalid request (VALIDATION_ERROR and friends; `fields` names what is wrong) */
+            /** @description Invalid request (VALIDATION_ERROR and friends; `fields` names what is wrong), among them a string of the body holding NUL or an unpaired surrogate, which PostgreSQL's jsonb cannot store */
             422: {
                 headers: {
                     /** @description The request's id: the client's X-Request-ID when it sent a valid one, else a new one */
@@ -1167,7 +1167,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Invalid request (VALIDATION_ERROR and friends; `fields` names what is wrong) */
+            /** @description Invalid request (VALIDATION_ERROR and friends; `fields` names what is wrong), among them a string of the body holding NUL or an unpaired surrogate, which PostgreSQL's jsonb cannot store */
             422: {
                 headers: {
                     /** @description The request's id: the client's X-Request-ID when it sent a valid one, else a new one */
@@ -1257,7 +1257,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Invalid request (VALIDATION_ERROR and friends; `fields` names what is wrong) */
+            /** @description Invalid request (VALIDATION_ERROR and friends; `fields` names what is wrong), among them a string of the body holding NUL or an unpaired surrogate, which PostgreSQL's jsonb cannot store */
             422: {
                 headers: {
                     /** @description The request's id: the client's X-Request-ID when it sent a valid one, else a new one */
@@ -1477,7 +1477,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Invalid request (VALIDATION_ERROR and friends; `fields` names what is wrong) */
+            /** @description Invalid request (VALIDATION_ERROR and friends; `fields` names what is wrong), among them a string of the body holding NUL or an unpaired surrogate, which PostgreSQL's jsonb cannot store */
             422: {
                 headers: {
                     /** @description The request's id: the client's X-Request-ID when it sent a valid one, else a new one */
@@ -1609,7 +1609,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Invalid request (VALIDATION_ERROR and friends; `fields` names what is wrong) */
+            /** @description Invalid request (VALIDATION_ERROR and friends; `fields` names what is wrong), among them a string of the body holding NUL or an unpaired surrogate, which PostgreSQL's jsonb cannot store */
             422: {
                 headers: {
                     /** @description The request's id: the client's X-Request-ID when it sent a valid one, else a new one */
@@ -1741,7 +1741,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Invalid request (VALIDATION_ERROR and friends; `fields` names what is wrong) */
+            /** @description Invalid request (VALIDATION_ERROR and friends; `fields` names what is wrong), among them a string of the body holding NUL or an unpaired surrogate, which PostgreSQL's jsonb cannot store */
             422: {
                 headers: {
                     /** @description The request's id: the client's X-Request-ID when it sent a valid one, else a new one */
@@ -2077,7 +2077,10 @@ export const confirmStagePayloadStageValues: ReadonlyArray<FlattenedDeepRequired
 export const commandStatusValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["Command"]["status"]> = ["RECEIVED", "PROCESSING", "COMPLETED", "FAILED"];
 export const eventEvent_typeValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["Event"]["event_type"]> = ["Genesis.Session.Created", "Genesis.Session.ConceptGenerationRequested", "Genesis.Session.ConceptProposed", "Genesis.Session.ConceptGenerationFailed", "Genesis.Session.FeedbackSubmitted", "Genesis.Session.ContentRevised", "Genesis.Session.FeedbackFailed", "Genesis.Session.StageConfirmed", "Genesis.Session.Finished", "Genesis.Session.CommandFailed", "Genesis.Session.Flow.Failed"];
 export const taskCompletionOutcomeValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["TaskCompletion"]["outcome"]> = ["COMPLETED", "FAILED"];
+export const taskWaitExpectsValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["TaskWait"]["expects"]> = ["RequestConceptGeneration", "SubmitFeedback", "ConfirmStage"];
 export const taskSettledCommand_statusValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["TaskSettled"]["command_status"]> = ["COMPLETED", "FAILED"];
 export const healthStatusValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["Health"]["status"]> = ["ok", "unavailable"];
 export const flowHandleStatusValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["FlowHandle"]["status"]> = ["PENDING_PAUSE", "PAUSED", "RESUMED", "EXPIRED"];
+export const flowHandleExpectsValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["FlowHandle"]["expects"]> = ["RequestConceptGeneration", "SubmitFeedback", "ConfirmStage"];
+export const waitingFlowExpectsValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["WaitingFlow"]["expects"]> = ["RequestConceptGeneration", "SubmitFeedback", "ConfirmStage"];
 export const waitingFlowStatusValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["WaitingFlow"]["status"]> = ["PENDING_PAUSE", "PAUSED"];

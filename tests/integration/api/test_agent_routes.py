@@ -61,7 +61,8 @@ async def test_without_the_agent_scope_both_routes_are_forbidden(
     [
         ("progress", {"progress": 101}, "progress"),
         ("progress", {"progress": -1}, "progress"),
-        ("progress", {"progress": 50.0}, "progress"),
+        ("progress", {"progress": 50.5}, "progress"),  # 50.0 is 50 (JSON Schema's integer)
+        ("progress", {"progress": "50"}, "progress"),
         ("progress", {"progress": True}, "progress"),
         ("progress", {}, "progress"),
         ("progress", {"progress": 5, "message": "x" * 1001}, "message"),

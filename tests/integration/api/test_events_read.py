@@ -40,7 +40,11 @@ async def test_events_page_in_order_with_next_after(
     assert empty == {"events": [], "next_after": rest["next_after"]}
 
 
-@pytest.mark.parametrize("query", ["limit=0", "limit=501", "limit=abc", "after=-1", "after=x"])
+@pytest.mark.parametrize(
+    "query",
+    ["limit=0", "limit=501", "limit=abc", "after=-1", "after=x", "after=", "after=%205", "after=%2B5", "after=5_0",
+     "after=%D9%A5", "limit=", "after=9223372036854775808"],
+)  # fmt: skip
 async def test_events_bad_query_is_422(client: Client, auth: Auth, session_id: str, query: str) -> None:
     response = await client.get(f"/genesis/sessions/{session_id}/events?{query}", headers=auth())
     assert response.status == 422
