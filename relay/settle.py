@@ -120,16 +120,28 @@ class Settler:
                 metrics.FAILED.inc(record["failed"])
                 log.error(
                     "outbox rows FAILED after %d retries", self._max_retries,
-                    extra={"fields": {"outbox_ids": ids, "rows": record["failed"], "error": error}},
+                    extra={"fields": {"outbox_ids": ids, "rows": record["failed"], "error": error,
+                                      **_ids(failed, ids)}},
                 )  # fmt: skip
             if record["tried"] > record["failed"]:
                 delay = self._retry_base_delay * 2 ** (attempt - 1)
                 metrics.RETRIED.inc(record["tried"] - record["failed"])
                 log.warning(
                     "publish failed; retry %d/%d in %.1fs", attempt, self._max_retries, delay,
-                    extra={"fields": {"outbox_ids": ids, "attempt": attempt, "retry_in": delay, "error": error}},
+                    extra={"fields": {"outbox_ids": ids, "attempt": attempt, "retry_in": delay, "error": error,
+                                      **_ids(failed, ids)}},
                 )  # fmt: skip
         return lost
+
+
+def _ids(failed: Failures, ids: list[int]) -> dict[str, list[str]]:
+    """The rows' event ids and their commands' correlation ids, from the stored headers: what a log search
+    for one command (CONTRACT §7) finds."""
+    headers = [dict(failed[i][0].headers) for i in ids]
+    return {
+        "event_ids": [h.get("event_id", b"").decode() for h in headers],
+        "correlation_ids": sorted({h.get("correlation_id", b"").decode() for h in headers}),
+    }
 
 
 def _describe(error: BaseException) -> str:

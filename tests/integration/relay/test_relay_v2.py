@@ -84,6 +84,12 @@ async def test_a_row_failing_every_attempt_holds_only_its_session_and_fails_on_s
     failures = [x for x in lines if x["message"].startswith("publish failed; retry")]
     retries = [x for x in lines if x["message"] == "retrying publish"]
     assert [x["attempt"] for x in failures] == [1, 2, 3]
+    # Each failure line names the event and its command's correlation id, as the outbox headers have them.
+    gave_up = [x for x in lines if x["message"].startswith("outbox rows FAILED")]
+    correlation = row["headers"]["correlation_id"]
+    for line in [*failures, *gave_up]:
+        assert (line["event_ids"], line["correlation_ids"]) == ([poison], [correlation]), line
+    assert len(gave_up) == 1
     waits = [r["at"] - f["at"] for f, r in zip(failures, retries, strict=True)]
     for wait, at_least in zip(waits, (1, 2, 4), strict=True):
         assert wait >= at_least - LOAD_MARGIN, f"retry waits {waits}"
