@@ -1,4 +1,4 @@
-"""`genesis`: the service's one command (migrate, api, relay, dev, token, agent, outbox)."""
+"""`genesis`: the service's one command (migrate, api, relay, dev, token, agent, outbox, topic)."""
 
 from __future__ import annotations
 
@@ -53,13 +53,14 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("migrate", help="apply migrations and (re)install the SQL functions").set_defaults(func=_migrate)
     sub.add_parser("api", help="serve the HTTP API on API_HOST:API_PORT").set_defaults(func=_api)
     sub.add_parser("relay", help="run one message relay replica").set_defaults(func=_relay)
-    sub.add_parser("dev", help="local PostgreSQL and broker, migrate, API and relay").set_defaults(func=_dev)
+    dev_help = "local PostgreSQL and broker, migrate, API, a relay and the development agent"
+    sub.add_parser("dev", help=dev_help).set_defaults(func=_dev)
     token = sub.add_parser("token", help="print a development JWT signed with JWT_SECRET")
     token.add_argument("--user", required=True, type=_nonempty_text)
     token.add_argument("--ttl", type=_ttl, default=3600, help="seconds (default 3600)")
     token.add_argument("--scope", default="", type=_text, help="space-separated scopes, e.g. 'genesis:agent'")
     token.set_defaults(func=_token)
-    agent = sub.add_parser("agent", help="run an agent: --dev, the development stand-in (GENESIS_DEV=1 only)")
+    agent = sub.add_parser("agent", help="run an agent: --dev, the development stand-in")
     agent.add_argument("--dev", action="store_true", required=True, help="the development agent (the only one)")
     agent.set_defaults(func=_agent)
 
