@@ -45,6 +45,16 @@ class AgentProcess(ServiceProcess):
         done = ("proposed concepts", "revised content")
         return [line["command_id"] for line in self.logs() if line.get("message") in done]
 
+    async def logged(self, *command_ids: str, within: float = 30) -> list[str]:
+        """handled(), once it names every one of `command_ids`: the agent logs a completion only after the API
+        has recorded it, so a test that saw the database settle may read the log a few ms too early."""
+
+        async def written() -> bool:
+            return set(command_ids) <= set(self.handled())
+
+        await eventually(written, within=within, what=f"the agent's log naming {command_ids}", every=0.05)
+        return self.handled()
+
     def tail(self) -> str:
         return self.log_path.read_text(errors="replace")[-3000:]
 

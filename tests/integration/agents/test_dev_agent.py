@@ -149,7 +149,7 @@ async def test_an_agent_killed_mid_task_completes_it_once_after_a_restart(
     await _until_settled(conn, [command_id])
     assert await _status(conn, command_id) == "COMPLETED"
     assert await _result_events(conn, command_id) == ["Genesis.Session.ConceptProposed"]
-    assert restarted.handled() == [command_id]
+    assert await restarted.logged(command_id) == [command_id]
     assert await restarted.terminate() == 0, restarted.tail()
 
 
@@ -176,6 +176,11 @@ async def test_two_agents_in_one_group_share_the_partitions_without_a_double_com
         for command_id in commands:
             assert await _status(conn, command_id) == "COMPLETED"
             assert await _result_events(conn, command_id) == ["Genesis.Session.ConceptProposed"]
+
+        async def all_logged() -> bool:
+            return set(first.handled()) | set(second.handled()) >= set(commands)
+
+        await eventually(all_logged, within=30, what="both agents' logs naming every command", every=0.05)
         by_first, by_second = set(first.handled()), set(second.handled())
         assert by_first | by_second == set(commands)
         # Twelve sessions over four partitions: both got some.
@@ -221,5 +226,5 @@ async def test_sigterm_mid_task_finishes_the_handler_commits_and_exits_0(
         successor = await loop.start_agent(AGENT_STEP_DELAY="0.05")
         second = await _command(http, loop, token, session_id, "SubmitFeedback", {"feedback": "more"})
         await _until_settled(conn, [second])
-    assert successor.handled() == [second]
+    assert await successor.logged(second) == [second]
     assert await _result_events(conn, first) == ["Genesis.Session.ConceptProposed"]

@@ -123,7 +123,7 @@ async def test_another_agent_process_resumes_the_flow_a_killed_one_parked(
         result = await _result(conn, feedback)
         assert result is not None
         assert result["concepts"] == _revised(placeholder_concepts({"count": 1}), "Darker.")
-        assert feedback in other.handled()
+        assert feedback in await other.logged(feedback)
         assert feedback not in parker.handled()
         events = await conn.fetch(
             "SELECT event_type FROM domain_events WHERE correlation_id = $1 ORDER BY id", uuid.UUID(feedback)

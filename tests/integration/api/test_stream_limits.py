@@ -85,7 +85,7 @@ async def test_a_stream_ends_at_its_tokens_exp_and_the_client_resumes_without_a_
 ) -> None:
     session_id = await new_session(pool, "dana")
     async with aiohttp.ClientSession() as http:
-        async with http.get(_stream_url(api, session_id), headers=_auth("dana", ttl=3)) as stream:
+        async with http.get(_stream_url(api, session_id), headers=_auth("dana", ttl=5)) as stream:
             assert stream.status == 200
             first = await next_event(stream)  # the replay: Genesis.Session.Created
             await submit(pool, session_id, "ConfirmStage", {"stage": STAGES[0]}, "dana")

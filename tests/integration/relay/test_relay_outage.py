@@ -32,7 +32,8 @@ from tests.relay_harness import (
 from tests.relay_proxy import ProxiedBroker
 
 BASE_DELAY = 0.5
-TOLERANCE = 0.35  # seconds, either way, on a loaded 2-core machine
+EARLY = 0.05  # seconds: the database's schedule never lets a retry start sooner (clocks of two processes aside)
+LATE = 0.6  # seconds, or half the wait if more: a starved 2-core machine's timer, probe and claim
 
 
 async def row_of(pool: Pool, event_id: str) -> dict[str, Any]:
@@ -102,7 +103,7 @@ async def test_broker_cut_off_fails_the_batch_in_flight_on_schedule_and_the_rest
     assert [x["retry"] for x in retries] == [1, 2, 3]
     waits = [r["at"] - f["at"] for f, r in zip(failures, retries, strict=True)]
     for wait, expected in zip(waits, (BASE_DELAY, 2 * BASE_DELAY, 4 * BASE_DELAY), strict=True):
-        assert abs(wait - expected) < TOLERANCE, f"retry waits {waits}"
+        assert expected - EARLY <= wait < expected + max(LATE, expected / 2), f"retry waits {waits}"
     assert sum(1 for x in lines if x["message"].startswith("outbox rows FAILED")) == 1
 
     # Circuit breaker: nothing more is claimed, let alone failed, while the broker stays down.

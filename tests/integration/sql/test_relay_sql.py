@@ -102,10 +102,10 @@ async def test_many_claimers_at_once_take_each_row_once_and_each_key_in_order(po
 
 async def test_a_claim_whose_lease_ran_out_cannot_settle_rows_another_relay_took(pool: Pool) -> None:
     await bulk_backlog(pool, sessions=2, rounds=2)
-    slow, rows = await claim(pool, 100, lease=0.2)
+    slow, rows = await claim(pool, 100, lease=2)
     ids = [r["id"] for r in rows]
     assert await claim(pool, 100) == (None, [])  # leased
-    await asyncio.sleep(0.3)
+    await asyncio.sleep(2.1)
     fresh, again = await claim(pool, 100)
     assert [r["id"] for r in again] == ids  # the lease ran out: another relay takes them over
 
