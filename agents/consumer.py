@@ -214,6 +214,16 @@ class Agent:
             ("handled", "duplicate", "skipped", "settled", "failed", "unreadable"), 0
         )
 
+    async def wait(
+        self, command_id: str, resume_handle: dict[str, Any], timeout_seconds: int, expects: list[str]
+    ) -> dict[str, Any]:
+        """Parks the flow of task `command_id` until the user's next command of a type in `expects` (CONTRACT §9):
+        `TaskClient.wait` through this agent's client. The resuming command's event reaches whichever member of
+        the group reads it with `event.resumes` (its `resume_handle` is the one given here)."""
+        if self.tasks is None:
+            raise RuntimeError("Agent(tasks=TaskClient(...)) is needed to park a flow")
+        return await self.tasks.wait(command_id, resume_handle, timeout_seconds, expects)
+
     def handler(self, event_type: str) -> Callable[[Handler], Handler]:
         """Registers the decorated coroutine function as the handler of `event_type` (or of ANY_EVENT)."""
 

@@ -101,7 +101,7 @@ def dev_agent(settings: Settings, tasks: TaskClient) -> Agent:
         await asyncio.sleep(step)
         concepts = placeholder_concepts(event.payload)
         # Parked before proposing: the feedback cannot come before the pause exists (save the race below).
-        handle = await tasks.wait(event.command_id, {"concepts": concepts}, WAIT_SECONDS, [FEEDBACK_COMMAND])
+        handle = await agent.wait(event.command_id, {"concepts": concepts}, WAIT_SECONDS, [FEEDBACK_COMMAND])
         result = {"concepts": concepts, "generator": GENERATOR}
         await tasks.complete(event.command_id, "COMPLETED", result)
         log.info("proposed concepts", extra={"fields": {"command_id": event.command_id, "handle": handle["status"]}})

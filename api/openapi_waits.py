@@ -31,7 +31,8 @@ def wait_paths() -> dict[str, Any]:
                 "in this session resumes the flow: its event carries `metadata.resumes = {handle_id, "
                 "correlation_id, resume_handle}`. If such a command came after this command and before the park, "
                 "the handle is created RESUMED by it. The same request again answers the same; a different one "
-                "while the flow waits is 409 ALREADY_WAITING. Unresumed by `expires_at`: EXPIRED, with a "
+                "while the flow waits is 409 ALREADY_WAITING, and a new handle on a session no longer IN_PROGRESS 409 "
+                "SESSION_CLOSED. Unresumed by `expires_at`: EXPIRED, with a "
                 "`Genesis.Session.Flow.Failed` event.",
                 "security": SECURED,
                 "parameters": [TASK_ID],

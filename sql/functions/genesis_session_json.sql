@@ -17,7 +17,8 @@ LANGUAGE sql STABLE AS $$
                                                                  'expires_at', h.expires_at, 'status', h.status)
                                               ORDER BY h.created_at, h.id), '[]'::jsonb)
                       FROM flow_resume_handles h
-                     WHERE h.session_id = _s.id AND h.status IN ('PENDING_PAUSE', 'PAUSED')))
+                     WHERE h.session_id = _s.id AND h.status IN ('PENDING_PAUSE', 'PAUSED')
+                       AND h.expires_at > now()))  -- past it, no command resumes it (genesis_resume_flow)
       FROM (SELECT coalesce(jsonb_agg(jsonb_build_object('id', c.id, 'type', c.command_type)
                                       ORDER BY c.created_at, c.id), '[]'::jsonb) AS commands
               FROM command_inbox c

@@ -6,7 +6,8 @@
 -- found by it (the race below).
 -- Resume before the pause: a command of an expected type recorded in the session after `_command_id` and not
 -- used by any handle resumes the handle as it is created (status RESUMED at once).
--- Refusals: GS405 unknown command, GS423 bad arguments, GS413 another open handle for this flow (409).
+-- Refusals: GS405 unknown command, GS423 bad arguments, GS413 another open handle for this flow (409), GS411 a
+-- new handle on a session that is no longer IN_PROGRESS (409 SESSION_CLOSED: no command could resume it).
 CREATE OR REPLACE FUNCTION park_flow(_command_id uuid, _resume_handle jsonb, _timeout_seconds integer,
                                      _expects text[])
 RETURNS TABLE (handle jsonb, created boolean)
@@ -17,6 +18,7 @@ DECLARE
     _handle flow_resume_handles;
     _answer command_inbox;
     _unknown text[];
+    _session_status text;
 BEGIN
     IF _resume_handle IS NULL OR jsonb_typeof(_resume_handle) <> 'object' THEN
         PERFORM genesis_refuse('GS423', 'resume_handle must be a JSON object',
@@ -41,7 +43,8 @@ BEGIN
     -- Written, not only locked: a command submitted at REPEATABLE READ whose snapshot predates this park
     -- then fails to serialize and is retried, seeing the handle; otherwise each could miss the other.
     -- (Its `waiting` list changes too, so updated_at moves with it.)
-    UPDATE genesis_sessions s SET updated_at = now() WHERE s.id = _command.session_id;
+    UPDATE genesis_sessions s SET updated_at = now() WHERE s.id = _command.session_id
+    RETURNING s.status INTO _session_status;
 
     -- The flow's newest handle: the same request again answers it; another open one refuses.
     SELECT * INTO _handle FROM flow_resume_handles h
@@ -54,6 +57,11 @@ BEGIN
     IF FOUND AND _handle.status IN ('PENDING_PAUSE', 'PAUSED') THEN
         PERFORM genesis_refuse('GS413', 'The flow is already waiting',
                                jsonb_build_object('handle_id', _handle.id, 'correlation_id', _command_id));
+    END IF;
+
+    IF _session_status <> 'IN_PROGRESS' THEN  -- after the replay: a retry of a park that landed still answers
+        PERFORM genesis_refuse('GS411', format('Session is %s', _session_status),
+                               jsonb_build_object('session_status', _session_status));
     END IF;
 
     -- The race: the user answered before the pause landed.

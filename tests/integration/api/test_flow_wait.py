@@ -122,3 +122,15 @@ async def test_unknown_command_is_404_and_the_user_scope_is_403(
     forbidden = await client.post(_wait(command_id), json=BODY, headers=auth())
     assert forbidden.status == 403
     assert (await forbidden.json())["error_code"] == "FORBIDDEN"
+
+
+async def test_a_wait_on_a_closed_session_is_409_session_closed(
+    client: Client, auth: Auth, session_id: str, agent: dict[str, str], conn: asyncpg.Connection[Any]
+) -> None:
+    command_id = await _request_concepts(client, auth, session_id)
+    await conn.execute("UPDATE genesis_sessions SET status = 'ABANDONED' WHERE id = $1::uuid", session_id)
+    before = await row_counts(conn)
+    refused = await client.post(_wait(command_id), json=BODY, headers=agent)
+    assert refused.status == 409, await refused.text()
+    assert (await refused.json())["error_code"] == "SESSION_CLOSED"
+    assert await row_counts(conn) == before

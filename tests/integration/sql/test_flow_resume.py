@@ -1,6 +1,7 @@
 """Resume handles (issue 25) from psql: park, idempotent park, one open handle per flow, resume by the next
 expected command in submit_command's transaction (metadata.resumes on the event and its outbox row), the race of
-a resume before the pause, expiry with its event, and the `waiting` list of the session JSON."""
+a resume before the pause, expiry with its event, the `waiting` list of the session JSON, a closed session, and a
+resume inside a batch of group commit."""
 
 from __future__ import annotations
 
@@ -133,6 +134,8 @@ async def test_the_sweep_expires_a_paused_handle_with_its_event(conn: asyncpg.Co
     session, command = await _session_with_request(conn)
     handle = (await _park(conn, command, seconds=1))["handle"]
     await conn.execute("UPDATE flow_resume_handles SET expires_at = now() - interval '1 second'")
+    # Past its expiry, before the sweep: no command resumes it, so the session no longer lists it.
+    assert (await conn.fetchval("SELECT get_session($1::uuid, 'alice')", session))["waiting"] == []
     assert await conn.fetchval("SELECT expire_flow_handles()") == 1
     assert await conn.fetchval("SELECT expire_flow_handles()") == 0
     assert await conn.fetchval("SELECT status FROM flow_resume_handles") == "EXPIRED"
@@ -218,3 +221,41 @@ async def test_a_command_refused_by_the_stage_rules_does_not_resume(conn: asyncp
         "SELECT resumed_by FROM flow_resume_handles WHERE id = $1::uuid", row["handle"]["handle_id"]
     )
     assert resumed_by == confirmed["command_id"]
+
+
+async def test_a_closed_session_takes_no_new_handle_but_a_retry_still_answers(conn: asyncpg.Connection[Any]) -> None:
+    session, command = await _session_with_request(conn)
+    await _park(conn, command)
+    await _feedback(conn, session)  # resumed: the flow is no longer waiting
+    await conn.execute("UPDATE genesis_sessions SET status = 'ABANDONED' WHERE id = $1::uuid", session)
+    retry = (await _park(conn, command))["handle"]  # the agent's retry of the park that landed
+    assert retry["status"] == "RESUMED"
+    with pytest.raises(asyncpg.PostgresError) as refused:
+        await _park(conn, command, handle={"another": "wait"})
+    assert refused.value.sqlstate == "GS411"  # 409 SESSION_CLOSED: no command could resume it
+    assert await conn.fetchval("SELECT count(*) FROM flow_resume_handles") == 1
+
+
+async def test_a_batch_resumes_the_flow_beside_refused_neighbours(conn: asyncpg.Connection[Any]) -> None:
+    session, command = await _session_with_request(conn)
+    other, _ = await _session_with_request(conn)
+    handle = (await _park(conn, command))["handle"]
+
+    def feedback(target: str, command_type: str, payload: dict[str, Any]) -> dict[str, Any]:
+        return {"session_id": target, "command_type": command_type, "payload": payload, "user_id": "alice"}
+
+    rows = await conn.fetch(
+        "SELECT * FROM submit_commands($1::jsonb) ORDER BY ordinal",
+        [
+            feedback(other, "ConfirmStage", {"stage": "WORLDVIEW"}),  # refused: stage
+            feedback(session, "SubmitFeedback", {"feedback": "bolder"}),  # resumes the flow
+            feedback(session, "SubmitFeedback", {"feedback": "again"}),  # refused: duplicate, resumes nothing
+        ],
+    )
+    assert [r["error_sqlstate"] for r in rows] == ["GS410", None, "GS409"]
+    answer = rows[1]["command_id"]
+    row = await _row(conn, "SELECT * FROM flow_resume_handles WHERE id = $1::uuid", handle["handle_id"])
+    assert (row["status"], row["resumed_by"], row["resume_payload"]) == ("RESUMED", answer, {"feedback": "bolder"})
+    metadata = await conn.fetchval("SELECT metadata FROM domain_events WHERE correlation_id = $1", answer)
+    assert metadata["resumes"] == {"handle_id": handle["handle_id"], "correlation_id": command, "resume_handle": HANDLE}
+    assert await conn.fetchval("SELECT count(*) FROM flow_resume_handles") == 1

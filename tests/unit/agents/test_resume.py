@@ -12,7 +12,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from agents.consumer import Event, Resumes
+from agents.consumer import Agent, Event, Resumes
 from agents.dev_agent import dev_agent, placeholder_concepts
 from agents.task_client import TaskClient
 from genesis import errors
@@ -81,6 +81,16 @@ async def test_wait_parks_with_the_handle_and_names_a_refusal(aiohttp_server: Ca
     async with TaskClient(str(refusing.make_url("/")), "tok", backoff=0.01) as client:
         with pytest.raises(errors.AlreadyWaiting):
             await client.wait("c1", {"n": 2}, 60, ["SubmitFeedback"])
+
+
+async def test_the_consumer_helper_parks_through_its_task_client(aiohttp_server: Callable[..., Any]) -> None:
+    server, seen = await _api(aiohttp_server, _handle())
+    async with TaskClient(str(server.make_url("/")), "tok", backoff=0.01) as client:
+        agent = Agent(bootstrap="127.0.0.1:9", topic="t", group="g", tasks=client)
+        assert (await agent.wait("c1", {"n": 1}, 60, ["SubmitFeedback"]))["status"] == "PAUSED"
+    assert seen == [("c1/wait", {"resume_handle": {"n": 1}, "timeout_seconds": 60, "expects": ["SubmitFeedback"]})]
+    with pytest.raises(RuntimeError, match="TaskClient"):
+        await Agent(bootstrap="127.0.0.1:9", topic="t", group="g").wait("c1", {}, 60, ["SubmitFeedback"])
 
 
 async def test_the_dev_agent_parks_before_it_proposes(aiohttp_server: Callable[..., Any]) -> None:
