@@ -19,11 +19,13 @@ What a handler raises decides the record's fate:
 - SERVICE_UNAVAILABLE (the API did not answer through the client's retries), UNAUTHORIZED or FORBIDDEN (the
   token): the agent stops without committing, exit status 1, so its supervisor restarts it (or someone mends
   the token) and the record comes again;
-- anything else is a failure of the task: it is completed FAILED with the error, and the record is done.
+- anything else is a failure of the task: it is completed FAILED with the error, and the record is done (a
+  FAILED report the API refuses as well is logged, never a reason to stop).
 
-A record that cannot be read as a Genesis event (a tombstone, foreign or truncated JSON, bytes that are not UTF-8)
-is logged with where it lies, counted (`counts["unreadable"]`, `genesis_agent_unreadable_records_total`) and
-committed past: it never stops this agent, or the group on every restart.
+A record that cannot be read as a Genesis event (a tombstone, foreign or truncated JSON, bytes that are not UTF-8,
+ids that are not UUIDs) is logged with where it lies, counted (`counts["unreadable"]`,
+`genesis_agent_unreadable_records_total`) and committed past: it never stops this agent, or the group on every
+restart.
 
 Stopping (`stop` set, e.g. by SIGTERM): the handler at work is given `shutdown_grace` seconds to finish, its
 offset is committed, and `run` returns; a handler still running after that is cancelled and left uncommitted.
@@ -35,6 +37,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass
@@ -120,6 +123,10 @@ class Event:
         if not isinstance(event, dict):
             raise UnreadableRecordError(f"a JSON {type(event).__name__}, not an event object")
         missing = [name for name in EVENT_FIELDS if not isinstance(event.get(name), str) or not event[name]]
+        # Ids a handler passes on to the task routes: a foreign record's "a/b" must never become a request path.
+        missing += [name for name in ("event_id", "aggregate_id") if name not in missing and not _is_uuid(event[name])]
+        if event.get("correlation_id") is not None and not _is_uuid(event["correlation_id"]):
+            missing.append("correlation_id")
         payload = event.get("payload") or {}
         if missing or not isinstance(payload, dict):
             raise UnreadableRecordError(f"not a Genesis event: {', '.join(missing) or 'payload'} missing or malformed")
@@ -133,6 +140,16 @@ class Event:
             partition=partition,
             offset=offset,
         )
+
+
+def _is_uuid(value: object) -> bool:
+    if not isinstance(value, str):
+        return False
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        return False
+    return True
 
 
 def header(headers: Iterable[tuple[str, bytes | None]], name: str) -> str | None:
@@ -322,5 +339,11 @@ class Agent:
     async def _fail_task(self, event: Event, exc: Exception) -> None:
         if self.tasks is None or not event.command_id:
             return
-        with contextlib.suppress(*SETTLED):
+        try:
             await self.tasks.complete(event.command_id, "FAILED", {"error": f"{type(exc).__name__}: {exc}"})
+        except SETTLED:
+            pass
+        except STOPS:
+            raise
+        except errors.DomainError as refused:  # e.g. a command this API does not know: the record is done all the same
+            log.warning("could not record the failure of command %s: %s", event.command_id, refused.message)

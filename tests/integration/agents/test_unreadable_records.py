@@ -1,6 +1,6 @@
 """Records an agent cannot read, written for real to the real broker: a tombstone, foreign JSON, bytes that are not
-UTF-8. The agent logs them, counts them and commits past them, and goes on with the work behind them; a restarted
-agent does not meet them again."""
+UTF-8, an event's shape with ids that are not ids. The agent logs them, counts them and commits past them, and goes
+on with the work behind them; a restarted agent does not meet them again."""
 
 from __future__ import annotations
 
@@ -30,7 +30,13 @@ POISON: list[tuple[bytes | None, bytes | None]] = [
     (None, b'{"event_id": "x"}'),  # JSON, but not an event
     (None, b"\xff\xfe{not utf-8"),
     (None, b"[1, 2, 3]"),
-]
+    # Shaped like an event the development agent handles, with ids that are no ids: a handler would have sent
+    # them to the task routes as paths ("a/b" is a 404 of no route), and its failure report failed the same way.
+    (None, json.dumps({"event_id": str(uuid.uuid4()), "event_type": "Genesis.Session.ConceptGenerationRequested",
+                       "aggregate_id": str(uuid.uuid4()), "correlation_id": "a/b", "payload": {}}).encode()),
+    (None, json.dumps({"event_id": str(uuid.uuid4()), "event_type": "Genesis.Session.FeedbackSubmitted",
+                       "aggregate_id": "../../healthz", "correlation_id": str(uuid.uuid4()), "payload": {}}).encode()),
+]  # fmt: skip
 
 
 Record = tuple[bytes | None, bytes | None]

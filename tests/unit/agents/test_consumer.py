@@ -70,6 +70,17 @@ def test_an_event_is_read_from_the_record() -> None:
         b'{"event_id": "x"}',
         b'{"event_id": "x", "event_type": "Genesis.Session.Created", "aggregate_id": 7}',
         b'{"event_id": "x", "event_type": "T", "aggregate_id": "s", "payload": "not an object"}',
+        # The event's shape, but ids that are no ids (a handler would send them to the task routes as paths).
+        json.dumps(
+            {
+                "event_id": str(uuid.uuid4()),
+                "event_type": "T",
+                "aggregate_id": str(uuid.uuid4()),
+                "correlation_id": "a/b",
+            }
+        ).encode(),
+        json.dumps({"event_id": "x", "event_type": "T", "aggregate_id": str(uuid.uuid4())}).encode(),
+        json.dumps({"event_id": str(uuid.uuid4()), "event_type": "T", "aggregate_id": "../../healthz"}).encode(),
         b"[" * 100_000,
     ],
 )
@@ -79,10 +90,11 @@ def test_a_record_that_is_no_genesis_event_is_unreadable(value: bytes | None) ->
 
 
 def test_a_header_that_is_not_text_falls_back_to_the_value() -> None:
-    value = b'{"event_id": "e1", "event_type": "T", "aggregate_id": "s"}'
+    event_id = str(uuid.uuid4())
+    value = json.dumps({"event_id": event_id, "event_type": "T", "aggregate_id": str(uuid.uuid4())}).encode()
     for headers in ([("event_id", b"\xff")], [("event_id", None)], []):
         event = Event.from_record(headers, value, 0, 1)
-        assert (event.event_id, event.payload, event.command_id) == ("e1", {}, "")
+        assert (event.event_id, event.payload, event.command_id) == (event_id, {}, "")
 
 
 async def test_the_client_retries_what_may_pass_and_names_a_refusal(aiohttp_server: Callable[..., Any]) -> None:
@@ -142,6 +154,24 @@ async def test_an_unexpected_error_completes_the_task_failed(aiohttp_server: Cal
     assert agent.counts["failed"] == 1
     assert seen == [{"path": f"/genesis/tasks/{event.command_id}/complete", "auth": "Bearer tok",
                      "body": {"outcome": "FAILED", "result": {"error": "KeyError: 'preferences'"}}}]  # fmt: skip
+
+
+async def test_a_failure_report_the_api_refuses_is_logged_and_the_record_is_done(
+    aiohttp_server: Callable[..., Any],
+) -> None:
+    server, seen = await _api(aiohttp_server, [(404, {"error_code": "NOT_FOUND", "message": "no route"})])
+    async with TaskClient(str(server.make_url("/")), "tok") as client:
+        agent = Agent(bootstrap="unused", topic="t", group="g", tasks=client)
+
+        @agent.handler(ANY_EVENT)
+        async def refused(event: Event) -> None:
+            await client.progress(event.command_id, 10)
+
+        event = _event()
+        await agent._handle(event, asyncio.Event())  # neither the progress nor the FAILED report raises out
+    assert [s["path"].rsplit("/", 1)[1] for s in seen] == ["progress", "complete"]
+    assert agent.counts["failed"] == 1
+    assert event.event_id in agent.recent
 
 
 @pytest.mark.parametrize("kind", [errors.Unavailable, errors.Unauthorized, errors.Forbidden])
