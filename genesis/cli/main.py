@@ -13,6 +13,8 @@ import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, NoReturn
 
+import asyncpg
+
 from genesis import db, logs
 from genesis.errors import DomainError
 from genesis.migrate import MigrationError, migrate
@@ -34,6 +36,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except db.DATABASE_GONE as exc:
         print(f"genesis: the database at DATABASE_URL does not answer: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    except db.NOT_MIGRATED as exc:
+        said = exc.args[0] if exc.args else exc  # its message alone: str() adds the HINT on a line of its own
+        print(f"genesis: the database at DATABASE_URL is not migrated (run `genesis migrate`): {said}", file=sys.stderr)
+        return 1
+    except asyncpg.PostgresError as exc:  # e.g. no such database or role, a startup parameter it does not know
+        refusal = f"{exc.sqlstate} {type(exc).__name__}: {exc.args[0] if exc.args else exc}"
+        print(f"genesis: the database at DATABASE_URL refused: {refusal}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130
@@ -111,10 +121,8 @@ def parse_duration(text: str) -> float:
 
 
 def _bounded_int(text: str, what: str, low: int, high: int) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = low - 1  # not an integer (or thousands of digits): refused below with the same words
+    # ASCII digits only, as the API's `?after=`: int() would also take "1_000", " 7" and other scripts' digits.
+    value = int(text) if re.fullmatch(r"[0-9]{1,19}", text) else low - 1  # refused below with the same words
     if not low <= value <= high:
         raise argparse.ArgumentTypeError(f"invalid {what} {text[:40]!r}; expected an integer from {low} to {high}")
     return value

@@ -12,6 +12,7 @@ from typing import Any
 
 from aiohttp import web
 
+from genesis import db
 from genesis.cli import ports
 from genesis.settings import Settings, SettingsError
 
@@ -46,11 +47,14 @@ async def _run(services: Sequence[Service]) -> int:
     tasks = [asyncio.create_task(service(stop)) for service in services]
     failed = False
     refused: SettingsError | None = None
+    database: Exception | None = None
     for done in asyncio.as_completed(tasks):
         try:
             await done
         except SettingsError as exc:
             refused = refused or exc  # a setting found wrong at start-up: one line, from main (exit 2)
+        except (*db.DATABASE_REFUSED, *db.NOT_MIGRATED) as exc:
+            database = database or exc  # DATABASE_URL names no database, role or schema to serve: one line too
         except Exception:
             # A service that dies takes the process with it rather than leaving it half alive.
             log.exception("service failed; stopping")
@@ -58,6 +62,8 @@ async def _run(services: Sequence[Service]) -> int:
         stop.set()
     if refused is not None:
         raise refused
+    if database is not None:
+        raise database
     return 1 if failed else 0
 
 

@@ -99,6 +99,8 @@ ARGUMENT_ERRORS = [
     ("outbox", "requeue", "--id", "-99999999999999999999"),
     ("outbox", "requeue", "--id", "1", "--all-failed"),
     ("outbox", "discard", "--id", "7" * 30, "--reason", "gone"),
+    ("outbox", "requeue", "--id", "1_000"),  # int() would take it; the API's ?after= does not
+    ("outbox", "requeue", "--id", "\u0665"),  # ARABIC-INDIC DIGIT FIVE
     ("outbox", "discard", "--id", "1", "--reason", "\udcff"),  # the byte 0xff: not UTF-8
     ("outbox", "show", "--event-id", "nope"),
     ("outbox", "frob"),
