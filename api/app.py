@@ -14,6 +14,7 @@ from api.cors import cors_headers, cors_middleware
 from api.live import EVENTS_CHANNEL, PROGRESS_CHANNEL, EventHub
 from api.middlewares import auth_middleware, error_middleware, request_id_header, request_id_middleware
 from api.requests import MAX_BODY_BYTES
+from api.routing import add_routes
 from api.server_spans import server_span_middleware
 from api.stream_limits import StreamLimits
 from genesis import db
@@ -48,15 +49,15 @@ def create_app(settings: Settings) -> web.Application:
     app[state.VERIFIER] = TokenVerifier(settings)
     app[state.STREAM_TOKENS] = StreamTokens(settings)  # its key is checked here, at start-up
     app[state.STREAM_LIMITS] = StreamLimits(per_user=settings.sse_max_streams_per_user, total=settings.sse_max_streams)
-    app.router.add_routes(health.routes)
-    app.router.add_routes(metrics.routes)
-    app.router.add_routes(sessions.routes)
-    app.router.add_routes(events.routes)
-    app.router.add_routes(stream_tokens.routes)
-    app.router.add_routes(tasks.routes)
-    app.router.add_routes(openapi.routes)
-    app.router.add_routes(docs.routes)
-    app.router.add_routes(asyncapi.routes)  # what agents consume from the topic
+    add_routes(app, health.routes)
+    add_routes(app, metrics.routes)
+    add_routes(app, sessions.routes)
+    add_routes(app, events.routes)
+    add_routes(app, stream_tokens.routes)
+    add_routes(app, tasks.routes)
+    add_routes(app, openapi.routes)
+    add_routes(app, docs.routes)
+    add_routes(app, asyncapi.routes)  # what agents consume from the topic
     console.setup(app, settings)  # the page; its dev-only token route only when settings.dev
     app.on_cleanup.append(_close_verifier)
     app.cleanup_ctx.append(_database)

@@ -12,12 +12,16 @@ from pathlib import Path
 from aiohttp import web
 
 from api import state
+from api.assets import MEDIA, asset_response
 from api.requests import json_body
+from api.routing import OPTIONS, add_get
 from genesis import errors
 from genesis.auth.tokens import issue_token
 from genesis.settings import Settings
 
 STATIC = Path(__file__).with_name("static") / "console"
+# The page's files, and only those (index.html is the page itself).
+ASSETS = {path.name: path for path in STATIC.iterdir() if path.suffix in MEDIA}
 DEFAULT_USER = "dev-user"
 TOKEN_TTL = 12 * 3600  # as long as the token `make run` prints
 _USER = re.compile(r"^[^\x00-\x1f\x7f]{1,200}$")
@@ -30,12 +34,16 @@ _CSP = (
 
 
 def setup(app: web.Application, settings: Settings) -> None:
-    app.router.add_get("/console", console_page, name="console")
-    app.router.add_static("/console/static", STATIC, name="console_static")
+    add_get(app, "/console", console_page, name="console")
+    add_get(app, "/console/static/{name}", console_asset, name="console_static")
     if settings.dev:
         token = app.router.add_resource("/console/token", name="console_token")
-        token.add_route("GET", dev_token)
-        token.add_route("POST", dev_token)
+        token.add_route("GET", dev_token, **OPTIONS)
+        token.add_route("POST", dev_token, **OPTIONS)
+
+
+async def console_asset(request: web.Request) -> web.Response:
+    return asset_response(ASSETS.get(request.match_info["name"]))
 
 
 async def console_page(request: web.Request) -> web.Response:

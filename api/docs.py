@@ -9,6 +9,8 @@ from pathlib import Path
 
 from aiohttp import web
 
+from api.assets import asset_response
+
 routes = web.RouteTableDef()
 
 PAGE = Path(__file__).with_name("static") / "docs"
@@ -44,8 +46,5 @@ async def docs(request: web.Request) -> web.Response:
 
 
 @routes.get("/docs/static/{name}", name="docs_static")
-async def asset(request: web.Request) -> web.FileResponse:
-    path = ASSETS.get(request.match_info["name"])
-    if path is None:
-        raise web.HTTPNotFound()
-    return web.FileResponse(path, headers={"Cache-Control": "public, max-age=86400"})
+async def asset(request: web.Request) -> web.Response:
+    return asset_response(ASSETS.get(request.match_info["name"]))

@@ -4,8 +4,12 @@ the API against them in tests/integration/api/test_api_fuzz.py)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
+from api.assets import MEDIA
+from api.console import ASSETS as CONSOLE_ASSETS
 from api.docs import ASSETS
 from api.events import DEFAULT_LIMIT, MAX_LIMIT, MAX_SEQUENCE
 from api.openapi_schemas import ref
@@ -352,33 +356,26 @@ def service() -> dict[str, Any]:
             }
         },
         "/docs": page("docs", "This document, rendered (Swagger UI)", "text/html"),
-        "/docs/static/{name}": {
-            "get": {
-                "operationId": "docs_static",
-                "tags": ["Service"],
-                "summary": "A file of the /docs page (Swagger UI's, from the swagger-ui-py package)",
-                "parameters": [
-                    {
-                        "name": "name",
-                        "in": "path",
-                        "required": True,
-                        "description": "One of the page's files",
-                        "schema": {"type": "string", "enum": [*ASSETS]},
-                    }
-                ],
-                "responses": {
-                    "200": {
-                        "description": "The file",
-                        "content": {
-                            media: {"schema": {"type": "string"}}
-                            for media in ("text/css", "text/javascript", "application/javascript", "image/png")
-                        },
-                    },
-                    **errors(404),
-                },
-            }
-        },
+        "/docs/static/{name}": _asset_files(
+            "docs_static", "A file of the /docs page (Swagger UI's, from the swagger-ui-py package)", ASSETS
+        ),
         "/console": page("console", "The developer console (HTML)", "text/html"),
+        "/console/static/{name}": _asset_files("console_static", "A file of the /console page", CONSOLE_ASSETS),
+    }
+
+
+def _asset_files(operation_id: str, summary: str, assets: Mapping[str, Path]) -> dict[str, Any]:
+    """A page's files, each whole (api/assets.py: never a range or a 304), or a 404."""
+    name = {"type": "string", "enum": sorted(assets)}
+    content = {media: {"schema": {"type": "string"}} for media in sorted({MEDIA[p.suffix] for p in assets.values()})}
+    return {
+        "get": {
+            "operationId": operation_id,
+            "tags": ["Service"],
+            "summary": summary,
+            "parameters": [{"name": "name", "in": "path", "required": True, "description": "One file", "schema": name}],
+            "responses": {"200": {"description": "The file", "content": content}, **errors(404)},
+        }
     }
 
 

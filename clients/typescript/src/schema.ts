@@ -195,7 +195,7 @@ export interface paths {
         put?: never;
         /**
          * Park the task's flow until the user answers
-         * @description For agents (scope genesis:agent): the user's next command of a type in `expects` in this session resumes the flow: its event carries `metadata.resumes = {handle_id, correlation_id, resume_handle}`. If such a command came after this command and before the park, the handle is created RESUMED by it. The same request again answers the same; a different one while the flow waits is 409 ALREADY_WAITING. Unresumed by `expires_at`: EXPIRED, with a `Genesis.Session.Flow.Failed` event.
+         * @description For agents (scope genesis:agent): the user's next command of a type in `expects` in this session resumes the flow: its event carries `metadata.resumes = {handle_id, correlation_id, resume_handle}`. If such a command came after this command and before the park, the handle is created RESUMED by it. The same request again answers the same; a different one while the flow waits is 409 ALREADY_WAITING, and a new handle on a session no longer IN_PROGRESS 409 SESSION_CLOSED. Unresumed by `expires_at`: EXPIRED, with a `Genesis.Session.Flow.Failed` event.
          */
         post: operations["wait_for_user"];
         delete?: never;
@@ -332,6 +332,23 @@ export interface paths {
         };
         /** The developer console (HTML) */
         get: operations["console"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/console/static/{name}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A file of the /console page */
+        get: operations["console_static"];
         put?: never;
         post?: never;
         delete?: never;
@@ -1981,8 +1998,8 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
-                /** @description One of the page's files */
-                name: "docs.js" | "swagger-ui.css" | "swagger-ui-bundle.js" | "favicon-32x32.png";
+                /** @description One file */
+                name: "docs.js" | "favicon-32x32.png" | "swagger-ui-bundle.js" | "swagger-ui.css";
             };
             cookie?: never;
         };
@@ -1994,10 +2011,9 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    "image/png": string;
                     "text/css": string;
                     "text/javascript": string;
-                    "application/javascript": string;
-                    "image/png": string;
                 };
             };
             /** @description Malformed JSON (INVALID_JSON), or a request the HTTP parser refuses: a header over its limit (HEADER_TOO_LARGE), an invalid character in the URL or a malformed head (BAD_REQUEST) */
@@ -2057,6 +2073,53 @@ export interface operations {
             };
         };
     };
+    console_static: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description One file */
+                name: "console.css" | "console.js" | "dom.js" | "favicon.svg" | "sse.js" | "tasks.js" | "waiting.js";
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The file */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "image/svg+xml": string;
+                    "text/css": string;
+                    "text/javascript": string;
+                };
+            };
+            /** @description Malformed JSON (INVALID_JSON), or a request the HTTP parser refuses: a header over its limit (HEADER_TOO_LARGE), an invalid character in the URL or a malformed head (BAD_REQUEST) */
+            400: {
+                headers: {
+                    /** @description The request's id: the client's X-Request-ID when it sent a valid one, else a new one */
+                    "X-Request-ID"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not found, or not yours */
+            404: {
+                headers: {
+                    /** @description The request's id: the client's X-Request-ID when it sent a valid one, else a new one */
+                    "X-Request-ID"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
 }
 type FlattenedDeepRequired<T> = {
     [K in keyof T]-?: FlattenedDeepRequired<T[K] extends unknown[] | undefined | null ? Extract<T[K], unknown[]>[number] : T[K]>;
@@ -2069,7 +2132,8 @@ type ReadonlyArray<T> = [
 export const pathsGenesisSessionsSession_idCommandsPostResponses200HeadersIdempotentReplayedValues: ReadonlyArray<FlattenedDeepRequired<paths>["/genesis/sessions/{session_id}/commands"]["post"]["responses"]["200"]["headers"]["Idempotent-Replayed"]> = ["true"];
 export const pathsGenesisSessionsSession_idCommandsPostResponses202HeadersIdempotentReplayedValues: ReadonlyArray<FlattenedDeepRequired<paths>["/genesis/sessions/{session_id}/commands"]["post"]["responses"]["202"]["headers"]["Idempotent-Replayed"]> = ["true"];
 export const pathsGenesisSessionsSession_idStreamTokensPostResponses201HeadersCacheControlValues: ReadonlyArray<FlattenedDeepRequired<paths>["/genesis/sessions/{session_id}/stream-tokens"]["post"]["responses"]["201"]["headers"]["Cache-Control"]> = ["no-store"];
-export const pathsDocsStaticNameGetParametersPathNameValues: ReadonlyArray<FlattenedDeepRequired<paths>["/docs/static/{name}"]["get"]["parameters"]["path"]["name"]> = ["docs.js", "swagger-ui.css", "swagger-ui-bundle.js", "favicon-32x32.png"];
+export const pathsDocsStaticNameGetParametersPathNameValues: ReadonlyArray<FlattenedDeepRequired<paths>["/docs/static/{name}"]["get"]["parameters"]["path"]["name"]> = ["docs.js", "favicon-32x32.png", "swagger-ui-bundle.js", "swagger-ui.css"];
+export const pathsConsoleStaticNameGetParametersPathNameValues: ReadonlyArray<FlattenedDeepRequired<paths>["/console/static/{name}"]["get"]["parameters"]["path"]["name"]> = ["console.css", "console.js", "dom.js", "favicon.svg", "sse.js", "tasks.js", "waiting.js"];
 export const errorError_codeValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["Error"]["error_code"]> = ["ALREADY_WAITING", "BAD_REQUEST", "COMMAND_NOT_FOUND", "COMMAND_NOT_PENDING", "CORS_NOT_ALLOWED", "DUPLICATE_COMMAND", "FORBIDDEN", "HEADER_TOO_LARGE", "HTTP_ERROR", "IDEMPOTENCY_KEY_REUSED", "INTERNAL_ERROR", "INVALID_JSON", "METHOD_NOT_ALLOWED", "NOT_FOUND", "PAYLOAD_TOO_LARGE", "SERVICE_BUSY", "SERVICE_UNAVAILABLE", "SESSION_CLOSED", "SESSION_NOT_FOUND", "STAGE_CONFLICT", "TOO_MANY_STREAMS", "UNAUTHORIZED", "UNKNOWN_COMMAND", "UNSUPPORTED_MEDIA_TYPE", "VALIDATION_ERROR"];
 export const sessionStatusValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["Session"]["status"]> = ["IN_PROGRESS", "COMPLETED", "ABANDONED"];
 export const sessionStageValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["Session"]["stage"]> = ["CONCEPT_SELECTION", "STORY_CONCEPTION", "WORLDVIEW", "CHARACTERS", "PLOT_OUTLINE", "FINISHED"];
