@@ -3,7 +3,8 @@
 // …/events/stream?stream_token=…&after=<the last id seen>. EventSource would reconnect by itself with the same URL,
 // whose token opens a stream for a minute only; so on any error or end of the stream (the server ends it at the
 // access token's exp, or when the client falls behind) this helper closes it and opens a new one with a fresh token,
-// after the last id: nothing missed, nothing twice.
+// after the last id: nothing missed, nothing twice. `?after=` is the Last-Event-ID resume (the server takes either,
+// CONTRACT §5): a new EventSource cannot set that header.
 import { GenesisError } from "./errors.js";
 import { eventEvent_typeValues, type components } from "./schema.js";
 
