@@ -6,7 +6,8 @@ sends half a head and then trickles (slowloris), holds its connection for as lon
 protocol below gives every connection a head timer: it runs from the moment the connection is made, from the first
 byte of every later head, and from the end of a request when bytes of the next head already wait (pipelining), and
 it closes the connection unless the head is complete within API_HEADER_TIMEOUT. An idle keep-alive connection, with
-nothing of a next head, stays the keep-alive timeout's business.
+nothing of a next head, stays the keep-alive timeout's business (after a chunked request, whose framing is not
+followed, the head timeout's).
 
 A request aiohttp cannot parse (a header over 16 KiB among them) is answered by the protocol, not the app: here in
 the service's JSON error shape too, not aiohttp's text/plain.
@@ -43,7 +44,8 @@ class _Framing:
     """Where a connection's bytes stand between requests: whether bytes of a next head have arrived. llhttp keeps
     that to itself, so this follows the same framing from the heads the parser returns (a head ends at its blank
     line, a body is Content-Length bytes). A framing it does not follow (chunked, upgrade, a parse error) makes it
-    `lost`: the protocol then falls back to timing from the first byte that arrives while it waits for a head."""
+    `lost`: the protocol then falls back to timing from the first byte that arrives while it waits for a head, and
+    from the end of every request."""
 
     __slots__ = ("body_left", "carry", "in_head", "lost")
 
@@ -133,8 +135,10 @@ class _GuardedHandler(web_protocol.RequestHandler):
         try:
             return await super()._handle_request(request, start_time, request_handler)
         finally:
-            if not self._messages and self._framing.in_head:
-                self._start_head_timer()  # a pipelined head began to arrive while this request was served
+            # A pipelined head began to arrive while this request was served; or, the framing lost (chunked),
+            # one may have: timed as one, so an idle connection then closes at the head timeout, not keep-alive's.
+            if not self._messages and (self._framing.in_head or self._framing.lost):
+                self._start_head_timer()
 
     def connection_lost(self, exc: BaseException | None) -> None:
         self._stop_head_timer()

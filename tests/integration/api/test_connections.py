@@ -75,7 +75,12 @@ BODY = b'{"a": "\r\n\r\n"}'  # a blank line inside a body does not end anything
 POST = b"POST /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s" % (len(BODY), BODY)
 
 
-@pytest.mark.parametrize("first", [GET, POST], ids=["after a GET", "after a POST with a body"])
+CHUNKED = b"POST /healthz HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"
+
+
+@pytest.mark.parametrize(
+    "first", [GET, POST, CHUNKED], ids=["after a GET", "after a POST with a body", "after a chunked POST"]
+)
 async def test_half_a_pipelined_head_is_cut_off_at_the_header_timeout(api: ApiProcess, first: bytes) -> None:
     """The second head's first bytes came with the first request: its timer starts when that request is served,
     although no byte arrives after it."""
