@@ -26,7 +26,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from aiohttp import web, web_protocol
-from aiohttp.http_exceptions import HttpProcessingError, LineTooLong
+from aiohttp.http_exceptions import ContentEncodingError, HttpProcessingError, LineTooLong
 from aiohttp.http_parser import RawRequestMessage
 
 from api.metrics import MALFORMED_REQUESTS
@@ -177,6 +177,8 @@ class _GuardedHandler(web_protocol.RequestHandler):
 
 
 def _protocol_error(status: int, exc: BaseException | None) -> errors.DomainError:
+    if isinstance(exc, ContentEncodingError):  # br or zstd: aiohttp's words would ask the client to install a module
+        return errors.DomainError("Content-Encoding not supported: a body may be gzip, deflate or not encoded")
     if isinstance(exc, LineTooLong):
         return errors.HeaderTooLarge(
             f"A request header or the request line is over {MAX_FIELD_SIZE} bytes", limit_bytes=MAX_FIELD_SIZE

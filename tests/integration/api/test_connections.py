@@ -202,3 +202,20 @@ async def test_a_request_aiohttp_cannot_parse_gets_the_json_shape(api: ApiProces
     assert status == 400
     assert headers["content-type"].startswith("application/json")
     assert set(json.loads(answer)) == {"error_code", "message"}
+
+
+@pytest.mark.parametrize("coding", ["br", "zstd"])
+async def test_a_content_encoding_it_does_not_decode_is_a_json_400_saying_which_it_does(
+    api: ApiProcess, coding: str
+) -> None:
+    head = (
+        b"POST /genesis/sessions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"Content-Encoding: %s\r\nContent-Length: 2\r\n\r\n{}" % coding.encode()
+    )
+    status, headers, body = await _exchange(api, head)
+    assert status == 400
+    assert headers["content-type"].startswith("application/json")
+    refused = json.loads(body)
+    assert refused["error_code"] == "BAD_REQUEST"
+    assert "gzip, deflate" in refused["message"]
+    assert "install" not in refused["message"]
