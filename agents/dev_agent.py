@@ -22,6 +22,7 @@ from typing import Any
 
 from agents.consumer import Agent, Event
 from agents.task_client import TaskClient
+from genesis import errors
 from genesis.auth.tokens import AGENT_SCOPE, issue_token
 from genesis.settings import Settings
 
@@ -101,7 +102,10 @@ def dev_agent(settings: Settings, tasks: TaskClient) -> Agent:
         await asyncio.sleep(step)
         concepts = placeholder_concepts(event.payload)
         # Parked before proposing: the feedback cannot come before the pause exists (save the race below).
-        handle = await agent.wait(event.command_id, {"concepts": concepts}, WAIT_SECONDS, [FEEDBACK_COMMAND])
+        try:
+            handle = await agent.wait(event.command_id, {"concepts": concepts}, WAIT_SECONDS, [FEEDBACK_COMMAND])
+        except errors.SessionClosed:  # closed while the concepts were made: nobody will answer, propose all the same
+            handle = {"status": "NOT_WAITING"}
         result = {"concepts": concepts, "generator": GENERATOR}
         await tasks.complete(event.command_id, "COMPLETED", result)
         log.info("proposed concepts", extra={"fields": {"command_id": event.command_id, "handle": handle["status"]}})

@@ -21,6 +21,7 @@ from genesis import db
 from genesis.auth.stream_tokens import StreamTokens
 from genesis.auth.tokens import TokenVerifier
 from genesis.listener import Listener
+from genesis.migrate import require_migrated
 from genesis.settings import Settings
 from genesis.waits import watch
 
@@ -78,6 +79,7 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
         max_size=settings.db_pool_max,
         statement_cache_size=settings.db_statement_cache_size,
     )
+    await require_migrated(app[state.POOL])  # refuses to start, in one line, rather than answer 500s
     # As many batches in flight as the pool has connections: each waits for one, like any request.
     app[state.BATCHER] = Batcher(app[state.POOL], drainers=settings.db_pool_max)
     yield

@@ -43,7 +43,7 @@ def setup(app: web.Application, settings: Settings) -> None:
 
 
 async def console_asset(request: web.Request) -> web.Response:
-    return asset_response(ASSETS.get(request.match_info["name"]))
+    return asset_response(ASSETS.get(request.match_info["name"]), versioned=False)
 
 
 async def console_page(request: web.Request) -> web.Response:

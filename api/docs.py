@@ -47,4 +47,4 @@ async def docs(request: web.Request) -> web.Response:
 
 @routes.get("/docs/static/{name}", name="docs_static")
 async def asset(request: web.Request) -> web.Response:
-    return asset_response(ASSETS.get(request.match_info["name"]))
+    return asset_response(ASSETS.get(request.match_info["name"]), versioned=True)

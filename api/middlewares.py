@@ -22,6 +22,7 @@ HTTP_CODES = {
     405: "METHOD_NOT_ALLOWED",
     413: "PAYLOAD_TOO_LARGE",
     415: "UNSUPPORTED_MEDIA_TYPE",
+    417: "EXPECTATION_FAILED",  # an Expect other than 100-continue, on no route (api/server.py; routes ignore it)
 }
 HTTP_CODE_UNLISTED = "HTTP_ERROR"  # any other status aiohttp refuses with
 

@@ -3,7 +3,8 @@
 - A GET route answers GET alone: aiohttp would add HEAD to each, which the API's document does not name, so HEAD
   is a 405 like any other method a route does not take.
 - An `Expect` other than `100-continue` is ignored, as RFC 9110 lets a server do: aiohttp's own handler answers it
-  with a text/plain 417 before the middlewares could shape the error.
+  with a text/plain 417 before the middlewares could shape the error. On no route (a 404 or 405 to come) aiohttp's
+  check still runs, and api/server.py answers its 417 in JSON.
 """
 
 from __future__ import annotations

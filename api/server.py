@@ -30,6 +30,7 @@ from aiohttp.http_exceptions import ContentEncodingError, HttpProcessingError, L
 from aiohttp.http_parser import RawRequestMessage
 
 from api.metrics import MALFORMED_REQUESTS
+from api.middlewares import HTTP_CODES, error_response
 from genesis import errors
 from genesis.settings import Settings
 
@@ -132,8 +133,14 @@ class _GuardedHandler(web_protocol.RequestHandler):
         start_time: float | None,
         request_handler: Callable[[web.BaseRequest], Awaitable[web.StreamResponse]],
     ) -> tuple[web.StreamResponse, bool]:
+        async def expectation_in_json(request: web.BaseRequest) -> web.StreamResponse:
+            try:
+                return await request_handler(request)
+            except web.HTTPExpectationFailed as exc:  # an Expect on no route: aiohttp's check, before any middleware
+                return error_response(417, HTTP_CODES[417], exc.text or "Expectation failed")
+
         try:
-            return await super()._handle_request(request, start_time, request_handler)
+            return await super()._handle_request(request, start_time, expectation_in_json)
         finally:
             # A pipelined head began to arrive while this request was served; or, the framing lost (chunked),
             # one may have: timed as one, so an idle connection then closes at the head timeout, not keep-alive's.

@@ -35,8 +35,6 @@ DATABASE_GONE = (
 # The server answers, and refuses who we say we are or where: a setting to mend, not a wait. Its 28P01 (wrong
 # password) is a 28000 too.
 DATABASE_REFUSED = (asyncpg.InvalidCatalogNameError, asyncpg.InvalidAuthorizationSpecificationError)
-# What a database that `genesis migrate` has not prepared answers.
-NOT_MIGRATED = (asyncpg.UndefinedFunctionError, asyncpg.UndefinedTableError)
 
 
 async def _init_connection(conn: asyncpg.Connection[Any]) -> None:

@@ -6,6 +6,7 @@ import hashlib
 import re
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 
@@ -16,6 +17,10 @@ MIGRATION_NAME = re.compile(r"^\d{4}_[a-z0-9_]+\.sql$")
 
 class MigrationError(Exception):
     pass
+
+
+class NotMigratedError(MigrationError):
+    """The database lacks migrations this release needs: a service or command refuses to start on it."""
 
 
 def sql_dir() -> Path:
@@ -38,6 +43,21 @@ def migration_files() -> list[Path]:
 def function_files() -> list[Path]:
     # A fixed order (by name); plpgsql bodies resolve what they call at run time.
     return sorted((sql_dir() / "functions").glob("*.sql"))
+
+
+async def require_migrated(conn: asyncpg.Connection[Any] | asyncpg.Pool[Any]) -> None:
+    """Start-up check of the API, the relays and the operator's commands: every migration of this release applied
+    (else each statement would fail on its own, as a 500 or a traceback)."""
+    try:
+        applied = {r["name"] for r in await conn.fetch("SELECT name FROM schema_migrations")}
+    except asyncpg.UndefinedTableError:
+        applied = set()
+    missing = [path.name for path in migration_files() if path.name not in applied]
+    if missing:
+        more = f" and {len(missing) - 1} more" if len(missing) > 1 else ""
+        raise NotMigratedError(
+            f"the database at DATABASE_URL is not migrated: {missing[0]}{more} not applied (run `genesis migrate`)"
+        )
 
 
 async def migrate(

@@ -15,6 +15,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from genesis import db
 from genesis.listener import Listener
+from genesis.migrate import require_migrated
 from genesis.outbox import prune_sent
 from genesis.settings import Settings
 from genesis.telemetry.outbox_gauges import OutboxGauges
@@ -68,6 +69,7 @@ async def run_relay(settings: Settings, stop: asyncio.Event, *, metrics_sockets:
     )
     publisher = publisher_for(settings, timeout=settings.relay_publish_timeout)
     try:
+        await require_migrated(pool)
         if not await _start_publisher(publisher, stop):
             return
         worker = RelayWorker(

@@ -17,7 +17,7 @@ import asyncpg
 
 from genesis import db, logs
 from genesis.errors import DomainError
-from genesis.migrate import MigrationError, migrate
+from genesis.migrate import MigrationError, migrate, require_migrated
 from genesis.outbox import prune_sent
 from genesis.settings import Settings, SettingsError
 
@@ -37,16 +37,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     except db.DATABASE_GONE as exc:
         print(f"genesis: the database at DATABASE_URL does not answer: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
-    except db.NOT_MIGRATED as exc:
-        said = exc.args[0] if exc.args else exc  # its message alone: str() adds the HINT on a line of its own
-        print(f"genesis: the database at DATABASE_URL is not migrated (run `genesis migrate`): {said}", file=sys.stderr)
+    except db.DATABASE_REFUSED as exc:  # no such database or role, a wrong password
+        print(f"genesis: the database at DATABASE_URL refused: {_said(exc)}", file=sys.stderr)
         return 1
-    except asyncpg.PostgresError as exc:  # e.g. no such database or role, a startup parameter it does not know
-        refusal = f"{exc.sqlstate} {type(exc).__name__}: {exc.args[0] if exc.args else exc}"
-        print(f"genesis: the database at DATABASE_URL refused: {refusal}", file=sys.stderr)
+    except asyncpg.PostgresError as exc:  # e.g. a startup parameter it does not know, a statement timeout
+        print(f"genesis: the database answered an error: {_said(exc)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130
+
+
+def _said(exc: asyncpg.PostgresError) -> str:
+    # Its message alone: str() adds the server's DETAIL and HINT on lines of their own.
+    return f"{exc.sqlstate} {type(exc).__name__}: {exc.args[0] if exc.args else exc}"
 
 
 class _Parser(argparse.ArgumentParser):
@@ -214,6 +217,7 @@ def _outbox(settings: Settings, work: Callable[[Any], Awaitable[Any]]) -> Any:
             settings.database_url, application_name="genesis-cli", statement_cache_size=settings.db_statement_cache_size
         )
         try:
+            await require_migrated(conn)
             with db.refusals():
                 return await work(conn)
         finally:

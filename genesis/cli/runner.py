@@ -14,6 +14,7 @@ from aiohttp import web
 
 from genesis import db
 from genesis.cli import ports
+from genesis.migrate import MigrationError
 from genesis.settings import Settings, SettingsError
 
 log = logging.getLogger("genesis")
@@ -46,15 +47,15 @@ async def _run(services: Sequence[Service]) -> int:
         loop.add_signal_handler(sig, stop.set)
     tasks = [asyncio.create_task(service(stop)) for service in services]
     failed = False
-    refused: SettingsError | None = None
+    refused: SettingsError | MigrationError | None = None
     database: Exception | None = None
     for done in asyncio.as_completed(tasks):
         try:
             await done
-        except SettingsError as exc:
-            refused = refused or exc  # a setting found wrong at start-up: one line, from main (exit 2)
-        except (*db.DATABASE_REFUSED, *db.NOT_MIGRATED) as exc:
-            database = database or exc  # DATABASE_URL names no database, role or schema to serve: one line too
+        except (SettingsError, MigrationError) as exc:
+            refused = refused or exc  # a setting or a database found wrong at start-up: one line, from main (exit 2)
+        except db.DATABASE_REFUSED as exc:
+            database = database or exc  # DATABASE_URL names no database or role to serve: one line too (exit 1)
         except Exception:
             # A service that dies takes the process with it rather than leaving it half alive.
             log.exception("service failed; stopping")

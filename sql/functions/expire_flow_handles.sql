@@ -8,8 +8,6 @@ LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
     _candidates uuid[];
     _candidate record;
-    _handle flow_resume_handles;
-    _user_id text;
     _expired integer := 0;
 BEGIN
     SELECT array_agg(h.id) INTO _candidates
@@ -25,16 +23,9 @@ BEGIN
     FOR _candidate IN
         SELECT h.id FROM flow_resume_handles h WHERE h.id = ANY (_candidates) ORDER BY h.session_id, h.id
     LOOP
-        UPDATE flow_resume_handles h SET status = 'EXPIRED', updated_at = now()
-         WHERE h.id = _candidate.id AND h.status IN ('PENDING_PAUSE', 'PAUSED') AND h.expires_at <= now()
-        RETURNING * INTO _handle;
-        CONTINUE WHEN NOT FOUND;
-        SELECT s.user_id INTO _user_id FROM genesis_sessions s WHERE s.id = _handle.session_id;
-        PERFORM genesis_append_event(_handle.session_id, 'Genesis.Session.Flow.Failed',
-            jsonb_build_object('correlation_id', _handle.correlation_id, 'handle_id', _handle.id,
-                               'reason', 'EXPIRED'),
-            _handle.correlation_id, _user_id, NULL);
-        _expired := _expired + 1;
+        IF genesis_expire_flow_handle(_candidate.id) THEN  -- re-checked under the lock: it may be resumed by now
+            _expired := _expired + 1;
+        END IF;
     END LOOP;
     RETURN _expired;
 END;

@@ -18,7 +18,8 @@ LANGUAGE sql STABLE AS $$
                                               ORDER BY h.created_at, h.id), '[]'::jsonb)
                       FROM flow_resume_handles h
                      WHERE h.session_id = _s.id AND h.status IN ('PENDING_PAUSE', 'PAUSED')
-                       AND h.expires_at > now()))  -- past it, no command resumes it (genesis_resume_flow)
+                       -- What a command can still resume: not past its time, in a session that takes commands.
+                       AND h.expires_at > now() AND _s.status = 'IN_PROGRESS'))
       FROM (SELECT coalesce(jsonb_agg(jsonb_build_object('id', c.id, 'type', c.command_type)
                                       ORDER BY c.created_at, c.id), '[]'::jsonb) AS commands
               FROM command_inbox c

@@ -49,6 +49,12 @@ BEGIN
     -- The flow's newest handle: the same request again answers it; another open one refuses.
     SELECT * INTO _handle FROM flow_resume_handles h
      WHERE h.correlation_id = _command_id ORDER BY h.created_at DESC, h.id DESC LIMIT 1;
+    IF FOUND AND _handle.status IN ('PENDING_PAUSE', 'PAUSED') AND _handle.expires_at <= now() THEN
+        -- Past its time and not swept yet: no command can resume it, so it is expired here as the sweep would,
+        -- its event included. Then a retry answers it EXPIRED, and a new wait is not refused by it.
+        PERFORM genesis_expire_flow_handle(_handle.id);
+        SELECT * INTO _handle FROM flow_resume_handles h WHERE h.id = _handle.id;
+    END IF;
     IF FOUND AND _handle.resume_handle = _resume_handle AND _handle.expects = _expects
        AND _handle.timeout_seconds = _timeout_seconds THEN
         RETURN QUERY SELECT flow_handle_json(_handle), false;
@@ -59,17 +65,18 @@ BEGIN
                                jsonb_build_object('handle_id', _handle.id, 'correlation_id', _command_id));
     END IF;
 
-    IF _session_status <> 'IN_PROGRESS' THEN  -- after the replay: a retry of a park that landed still answers
-        PERFORM genesis_refuse('GS411', format('Session is %s', _session_status),
-                               jsonb_build_object('session_status', _session_status));
-    END IF;
-
     -- The race: the user answered before the pause landed.
     SELECT * INTO _answer FROM command_inbox c
      WHERE c.session_id = _command.session_id AND c.command_type = ANY (_expects)
        AND (c.created_at, c.id) > (_command.created_at, _command.id) AND c.id <> _command_id
        AND NOT EXISTS (SELECT 1 FROM flow_resume_handles h WHERE h.resumed_by = c.id)
      ORDER BY c.created_at, c.id LIMIT 1;
+    -- A handle to wait on a session that takes no more commands would never be resumed; one answered already is
+    -- created as it is (and a retry of a park that landed was answered above).
+    IF _answer.id IS NULL AND _session_status <> 'IN_PROGRESS' THEN
+        PERFORM genesis_refuse('GS411', format('Session is %s', _session_status),
+                               jsonb_build_object('session_status', _session_status));
+    END IF;
 
     INSERT INTO flow_resume_handles AS h (correlation_id, session_id, resume_handle, status, expects,
                                          timeout_seconds, expires_at, resume_payload, resumed_by, resumed_at)

@@ -1,6 +1,6 @@
-"""A DATABASE_URL the server refuses, as an operator meets it: no such database, no such role, a database nobody
-migrated. `genesis` says so in one line naming the refusal and exits 1, with no traceback, for the operator's
-commands and for the services alike."""
+"""A DATABASE_URL the server refuses, as an operator meets it: no such database, no such role, a startup parameter it
+does not know, a database nobody migrated. `genesis` says so in one line and exits non-zero, with no traceback, for
+the operator's commands and for the services alike."""
 
 from __future__ import annotations
 
@@ -40,12 +40,23 @@ def test_a_role_that_does_not_exist(database_url: str) -> None:
     assert said[-1].startswith("genesis: the database at DATABASE_URL refused: 28000"), said
 
 
-async def test_a_database_nobody_migrated(pg_admin_url: str) -> None:
+@pytest.mark.parametrize("args", [("outbox", "stats"), ("api",), ("relay",)])
+async def test_a_database_nobody_migrated(pg_admin_url: str, kafka_bootstrap: str, args: tuple[str, ...]) -> None:
     name = f"genesis_unmigrated_{uuid.uuid4().hex[:8]}"
     await on_server(pg_admin_url, f'CREATE DATABASE "{name}"')
     try:
-        code, said = _run("outbox", "stats", DATABASE_URL=with_database(pg_admin_url, name))
+        url = with_database(pg_admin_url, name)
+        code, said = _run(*args, DATABASE_URL=url, KAFKA_BOOTSTRAP_SERVERS=kafka_bootstrap, RELAY_METRICS_PORT="0")
     finally:
         await on_server(pg_admin_url, f'DROP DATABASE "{name}"')
+    assert code == 2, said[-20:]  # as a setting found wrong: the operator has a step to take
+    assert said[-1].startswith("genesis: the database at DATABASE_URL is not migrated: 0001_"), said
+    assert said[-1].endswith("not applied (run `genesis migrate`)"), said
+
+
+def test_an_error_the_database_answers_is_one_line_without_claiming_more(database_url: str) -> None:
+    separator = "&" if "?" in database_url else "?"
+    code, said = _run("outbox", "stats", DATABASE_URL=f"{database_url}{separator}no_such_parameter=1")
     assert code == 1, said[-20:]
-    assert said[-1].startswith("genesis: the database at DATABASE_URL is not migrated (run `genesis migrate`)"), said
+    assert said == ['genesis: the database answered an error: 42704 UndefinedObjectError: unrecognized configuration '
+                    'parameter "no_such_parameter"'], said  # fmt: skip

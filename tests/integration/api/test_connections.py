@@ -219,3 +219,13 @@ async def test_a_content_encoding_it_does_not_decode_is_a_json_400_saying_which_
     assert refused["error_code"] == "BAD_REQUEST"
     assert "gzip, deflate" in refused["message"]
     assert "install" not in refused["message"]
+
+
+async def test_an_unknown_expectation_is_ignored_on_a_route_and_a_json_417_on_none(api: ApiProcess) -> None:
+    status, _, body = await _exchange(api, b"GET /healthz HTTP/1.1\r\nHost: x\r\nExpect: banana\r\n\r\n")
+    assert status == 200, body
+    for head in (b"GET /nope HTTP/1.1\r\n", b"DELETE /healthz HTTP/1.1\r\n"):  # no route; not this method
+        status, headers, body = await _exchange(api, head + b"Host: x\r\nExpect: banana\r\n\r\n")
+        assert status == 417, (head, body)
+        assert headers["content-type"].startswith("application/json"), head
+        assert json.loads(body)["error_code"] == "EXPECTATION_FAILED"

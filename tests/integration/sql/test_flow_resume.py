@@ -259,3 +259,37 @@ async def test_a_batch_resumes_the_flow_beside_refused_neighbours(conn: asyncpg.
     metadata = await conn.fetchval("SELECT metadata FROM domain_events WHERE correlation_id = $1", answer)
     assert metadata["resumes"] == {"handle_id": handle["handle_id"], "correlation_id": command, "resume_handle": HANDLE}
     assert await conn.fetchval("SELECT count(*) FROM flow_resume_handles") == 1
+
+
+async def test_a_handle_past_its_time_is_expired_by_the_next_wait_and_no_longer_blocks_it(
+    conn: asyncpg.Connection[Any],
+) -> None:
+    session, command = await _session_with_request(conn)
+    await _park(conn, command, seconds=1)
+    await conn.execute("UPDATE flow_resume_handles SET expires_at = now() - interval '1 second'")  # no sweep yet
+    retried = await _park(conn, command, seconds=1)  # the same request again: answered as it is now
+    assert (retried["created"], retried["handle"]["status"]) == (False, "EXPIRED")
+    again = await _park(conn, command, handle={"round": 2})
+    assert (again["created"], again["handle"]["status"]) == (True, "PAUSED")
+    failed = "SELECT count(*) FROM domain_events WHERE event_type = 'Genesis.Session.Flow.Failed'"
+    assert await conn.fetchval(failed) == 1  # the expiry's event, once, as the sweep records it
+    assert await conn.fetchval("SELECT expire_flow_handles()") == 0
+    waiting = (await conn.fetchval("SELECT get_session($1::uuid, 'alice')", session))["waiting"]
+    assert [w["handle_id"] for w in waiting] == [again["handle"]["handle_id"]]
+
+
+async def test_an_answer_given_before_the_session_closed_still_resumes_the_late_wait(
+    conn: asyncpg.Connection[Any],
+) -> None:
+    session, command = await _session_with_request(conn)
+    answer = await _feedback(conn, session)
+    await conn.execute("UPDATE genesis_sessions SET status = 'ABANDONED' WHERE id = $1::uuid", session)
+    handle = (await _park(conn, command))["handle"]
+    assert (handle["status"], handle["resumed_by"]) == ("RESUMED", str(answer["command_id"]))
+
+
+async def test_a_closed_session_lists_nothing_waiting(conn: asyncpg.Connection[Any]) -> None:
+    session, command = await _session_with_request(conn)
+    await _park(conn, command)
+    await conn.execute("UPDATE genesis_sessions SET status = 'ABANDONED' WHERE id = $1::uuid", session)
+    assert (await conn.fetchval("SELECT get_session($1::uuid, 'alice')", session))["waiting"] == []

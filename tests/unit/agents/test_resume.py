@@ -133,3 +133,25 @@ async def test_an_answer_before_the_pause_is_revised_at_once(aiohttp_server: Cal
     assert [p for p, _ in completions] == [f"{event.command_id}/complete", "f1/complete"]
     assert completions[1][1]["feedback"] == "Quicker."
     assert len(completions[1][1]["concepts"]) == 1
+
+
+async def test_the_dev_agent_proposes_even_when_the_session_closed_meanwhile(
+    aiohttp_server: Callable[..., Any],
+) -> None:
+    seen: Seen = []
+
+    async def task(request: web.Request) -> web.Response:
+        what = request.match_info["what"]
+        seen.append((what, await request.json()))
+        if what == "wait":
+            return web.json_response({"error_code": "SESSION_CLOSED", "message": "Session is ABANDONED"}, status=409)
+        return web.json_response({"command_id": request.match_info["command_id"], "command_status": "COMPLETED"})
+
+    app = web.Application()
+    app.router.add_post("/genesis/tasks/{command_id}/{what}", task)
+    server: TestServer = await aiohttp_server(app)
+    async with TaskClient(str(server.make_url("/")), "tok", backoff=0.01) as client:
+        agent = dev_agent(Settings(agent_step_delay=0.001), client)
+        await agent.handlers[CONCEPTS](_event(CONCEPTS, {"count": 1}))
+    assert [what for what, _ in seen] == ["progress", "progress", "wait", "complete"]
+    assert seen[3][1]["outcome"] == "COMPLETED"
