@@ -14,7 +14,7 @@ from aiohttp import web
 from api import state
 from api.assets import MEDIA, asset_response
 from api.requests import json_body
-from api.routing import OPTIONS, add_get
+from api.routing import OPTIONS, add_routes
 from genesis import errors
 from genesis.auth.tokens import issue_token
 from genesis.settings import Settings
@@ -34,9 +34,11 @@ _CSP = (
 
 
 def setup(app: web.Application, settings: Settings) -> None:
-    add_get(app, "/console", console_page, name="console")
-    add_get(app, "/console/static/{name}", console_asset, name="console_static")
-    if settings.dev:
+    routes = web.RouteTableDef()
+    routes.get("/console", name="console")(console_page)
+    routes.get("/console/static/{name}", name="console_static")(console_asset)
+    add_routes(app, routes)
+    if settings.dev:  # one named resource for both methods: the auth middleware lets it through by its name
         token = app.router.add_resource("/console/token", name="console_token")
         token.add_route("GET", dev_token, **OPTIONS)
         token.add_route("POST", dev_token, **OPTIONS)

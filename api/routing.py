@@ -30,7 +30,3 @@ def add_routes(app: web.Application, table: web.RouteTableDef) -> None:
         if route.method == hdrs.METH_GET:
             options.setdefault("allow_head", False)
         app.router.add_routes([web.RouteDef(route.method, route.path, route.handler, options)])
-
-
-def add_get(app: web.Application, path: str, handler: Any, *, name: str) -> None:
-    app.router.add_get(path, handler, name=name, allow_head=False, **OPTIONS)
