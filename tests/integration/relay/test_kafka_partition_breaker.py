@@ -8,6 +8,7 @@ rows wait PENDING without being tried, nothing FAILED; once the node is back eve
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -23,8 +24,9 @@ PARTITIONS = 6
 SESSIONS = 36  # six per partition on average: every node's partitions have some
 BATCH = 20
 # The batch in flight keeps its retry schedule through the outage (§6 lets it end FAILED when the outage
-# outlasts the schedule); 8 retries doubling from 1 s take 255 s, longer than this outage, so none may FAIL.
-RELAY: dict[str, Any] = {"RELAY_BATCH_SIZE": BATCH, "RELAY_MAX_RETRIES": 8, "RELAY_RETRY_BASE_DELAY": 1}
+# outlasts the schedule); 10 retries doubling from 1 s take 1023 s, far longer than this outage (three
+# waits of at most 60 s), so none may FAIL however slow the machine.
+RELAY: dict[str, Any] = {"RELAY_BATCH_SIZE": BATCH, "RELAY_MAX_RETRIES": 10, "RELAY_RETRY_BASE_DELAY": 1}
 
 
 def partition_of(key: str) -> int:
@@ -49,6 +51,20 @@ async def rows(pool: Pool, after: int = 0) -> list[dict[str, Any]]:
     return [dict(r) | {"partition": partition_of(r["key"])} for r in records]
 
 
+async def unsent(pool: Pool) -> str:
+    """What a failed drain left: the unsent rows by status, attempts and partition, and the heads' state."""
+    groups = await pool.fetch(
+        "SELECT status, attempts, kafka_partition, count(*) AS n, min(id) AS first, max(next_attempt_at) AS due,"
+        " max(last_error) AS error FROM event_outbox WHERE status <> 'SENT' GROUP BY 1, 2, 3 ORDER BY 4 DESC LIMIT 20"
+    )
+    heads = await pool.fetch(
+        "SELECT * FROM outbox_heads WHERE key IN (SELECT key FROM event_outbox WHERE status <> 'SENT')"
+        " ORDER BY key LIMIT 10"
+    )
+    listed = ["unsent rows:", *(str(dict(g)) for g in groups), "their heads:", *(str(dict(h)) for h in heads)]
+    return "\n".join(listed)
+
+
 @pytest.mark.slow
 async def test_partitions_without_a_leader_wait_while_the_others_flow(
     database_url: str, kafka_cluster: StartCluster, tmp_path: Path
@@ -71,6 +87,7 @@ async def test_partitions_without_a_leader_wait_while_the_others_flow(
         try:
             await eventually(lambda: all_sent(rig.pool), within=30, what="the trickle flowing before the kill")
             cluster.kill(victim)
+            killed = time.monotonic()
 
             async def leaderless() -> bool:  # the controller fences the node after broker.session.timeout.ms
                 now = await cluster.leaders(topic)
@@ -109,8 +126,24 @@ async def test_partitions_without_a_leader_wait_while_the_others_flow(
         assert len({r["key"] for r in tried}) == len(tried), "more than one row of a session tried"
         print(f"dead partitions {sorted(dead)}: {len(waiting)} rows waited, {len(tried)} tried, {len(beyond)} beyond")
 
+        heads_tried = max(r["attempts"] for r in await rows(rig.pool))
         await asyncio.to_thread(cluster.restart, victim)
-        await eventually(lambda: all_sent(rig.pool), within=180, what="every row SENT after the restart")
+        restarted = time.monotonic()
+        # The heads tried during the outage keep their schedule (§6: never early), so the drain starts at
+        # their next attempt, up to 128 s away after a long outage; and one that meets the node still
+        # taking its partitions back waits the doubled delay after it.
+        schedule = await rig.pool.fetchval(
+            "SELECT coalesce(extract(epoch FROM max(due_at) - now()), 0) FROM outbox_heads WHERE retry"
+        )
+        within = max(0.0, float(schedule)) + 2**heads_tried + 60
+        try:
+            await eventually(lambda: all_sent(rig.pool), within=within, what="every row SENT after the restart")
+        except AssertionError as e:
+            raise AssertionError(f"{e}\n{await unsent(rig.pool)}\n{relay.failure()}") from None
+        print(
+            f"node down {restarted - killed:.0f}s, the heads tried {heads_tried} times by then;"
+            f" all SENT {time.monotonic() - restarted:.0f}s after the restart (their next try was {schedule:.0f}s away)"
+        )
         final = await rows(rig.pool)
         assert all(r["kafka_partition"] == r["partition"] for r in final), "the test's partitioner is not the relay's"
         expected = await events_by_session(rig.pool)
