@@ -1,10 +1,13 @@
 """The relay's two circuit breakers. While the broker does not answer at all, only due retries (the
 batch in flight's) are claimed; while a partition has no leader, its fresh rows are handed back
 untouched (PENDING) and other partitions flow. Leaders are looked at again before a claim, never
-between a claim and its publish: that time is the claim's lease's (relay/worker.py)."""
+between a claim and its publish: that time is the claim's lease's (relay/worker.py). The relay's lanes
+share one Breakers, and one look is made at a time: a lane that comes while another looks waits for
+that look and uses its verdict."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Collection, Iterable
@@ -21,9 +24,14 @@ class Breakers:
         self._publisher = publisher
         self.broker_up = True  # the broker-wide breaker: False after a failed publish, until the broker answers
         self.leaderless: dict[tuple[str, int], float] = {}  # partition → when to look at its leader again
+        self._looking = asyncio.Lock()
 
     async def recheck(self) -> None:
         """Before a claim: is the broker back, and have the partitions without a leader one again (those due)?"""
+        async with self._looking:  # two looks at once would both close (or one reopen) the same breaker
+            await self._recheck()
+
+    async def _recheck(self) -> None:
         if not self.broker_up:
             self.broker_up = await self._publisher.probe()
             if self.broker_up:
@@ -59,6 +67,10 @@ class Breakers:
     async def open_after(self, failed: Iterable[OutboxRow]) -> None:
         """After a failed publish: the broker-wide breaker if the broker does not answer, else the
         partition breaker of each failed row's partition that has no leader."""
+        async with self._looking:
+            await self._open_after(list(failed))
+
+    async def _open_after(self, failed: list[OutboxRow]) -> None:
         if not await self._publisher.probe():
             self.broker_up = False
             log.warning("broker does not answer; claiming only due retries until it does")

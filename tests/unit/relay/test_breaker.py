@@ -5,6 +5,7 @@ leader), so the stand-in says which partition has none. The real-Kafka suite rep
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
@@ -13,7 +14,7 @@ import pytest
 from aiokafka.errors import NotLeaderForPartitionError
 
 from genesis import db
-from relay.breakers import PARTITION_RECHECK
+from relay.breakers import PARTITION_RECHECK, Breakers
 from relay.publisher import Landing, OutboxRow, Outcome
 from relay.worker import RelayWorker
 from tests.relay_harness import Pool, bulk_backlog
@@ -95,3 +96,32 @@ async def test_a_partition_without_a_leader_keeps_its_rows_pending_while_the_oth
     await worker.drain(stop)
     assert await pool.fetchval("SELECT count(*) FROM event_outbox WHERE status <> 'SENT'") == 0
     assert set(broker.sent) == {r["id"] for r in rows}
+
+
+class LeaderBackSlowly:
+    """Every partition has a leader again, and the metadata that says so takes a moment to come."""
+
+    def __init__(self) -> None:
+        self.looks = 0
+
+    async def probe(self) -> bool:
+        return True
+
+    async def leaderless(self, topic: str, partitions: set[int]) -> set[int]:
+        self.looks += 1
+        await asyncio.sleep(0.05)
+        return set()
+
+
+async def test_two_lanes_looking_at_once_close_a_partition_breaker_once(caplog: pytest.LogCaptureFixture) -> None:
+    """The relay's lanes share the breakers. Two that came to look at the same due partitions at once
+    both closed them, and the second `del` killed the relay (a KeyError in CI, on Apache Kafka)."""
+    broker = LeaderBackSlowly()
+    breakers = Breakers(broker)  # type: ignore[arg-type]
+    breakers.leaderless = {("t", 0): 0.0, ("t", 4): 0.0}  # both due for a look
+    with caplog.at_level(logging.INFO, logger="genesis.relay"):
+        await asyncio.gather(breakers.recheck(), breakers.recheck(), breakers.recheck())
+    assert breakers.leaderless == {}
+    assert broker.looks == 1, "the lanes that waited used the first look's verdict"
+    closed = [r.getMessage() for r in caplog.records if "has a leader again" in r.getMessage()]
+    assert sorted(closed) == ["partition t-0 has a leader again", "partition t-4 has a leader again"]
