@@ -12,6 +12,7 @@ case; aiokafka does not, so the relay drops that producer, with whatever it was 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import Sequence
@@ -35,6 +36,8 @@ class RenewingPublisher(Publisher):
         super().__init__(settings, timeout=timeout)
         self._settings = settings
         self._renewed_unstarted = False  # a renewal whose start failed: start before using it
+        # A lane's probe (the breakers' look) and another's publish may both find it unstarted: one start.
+        self._starting = asyncio.Lock()
 
     async def publish(self, rows: Sequence[OutboxRow], deadline: float | None = None) -> Any:
         if not await self._started():
@@ -52,13 +55,14 @@ class RenewingPublisher(Publisher):
         return await self._started() and await super().probe()
 
     async def _started(self) -> bool:
-        if self._renewed_unstarted:
-            try:
-                await self._producer.start()
-            except Exception:
-                return False
-            self._renewed_unstarted = False
-        return True
+        async with self._starting:
+            if self._renewed_unstarted:
+                try:
+                    await self._producer.start()
+                except Exception:
+                    return False
+                self._renewed_unstarted = False
+            return True
 
     async def _renew(self) -> None:
         old, self._producer = self._producer, Publisher(self._settings, timeout=self.timeout)._producer
