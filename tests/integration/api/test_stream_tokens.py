@@ -98,12 +98,13 @@ async def test_a_stream_token_is_no_bearer_token_and_a_bearer_token_no_stream_to
 async def test_it_opens_a_stream_only_within_its_ttl_and_the_stream_outlives_it(
     settings: Settings, aiohttp_client: Callable[..., Any], auth: Auth, conn: asyncpg.Connection[Any]
 ) -> None:
-    client: Client = await aiohttp_client(create_app(dataclasses.replace(settings, stream_token_ttl=1)))
+    # 3 s: room for the first open on a loaded machine; then the test waits it out.
+    client: Client = await aiohttp_client(create_app(dataclasses.replace(settings, stream_token_ttl=3)))
     session_id = await create_session(client, auth())
     token = await _mint(client, session_id, auth())
     opened = await client.get(_stream_url(session_id, token))
     assert opened.status == 200
-    await asyncio.sleep(1.2)
+    await asyncio.sleep(3.2)
     expired = await client.get(_stream_url(session_id, token))
     assert expired.status == 401
     assert "expired" in (await expired.json())["message"]
