@@ -68,9 +68,9 @@ class Breakers:
         """After a failed publish: the broker-wide breaker if the broker does not answer, else the
         partition breaker of each failed row's partition that has no leader."""
         async with self._looking:
-            await self._open_after(list(failed))
+            await self._open_after(failed)
 
-    async def _open_after(self, failed: list[OutboxRow]) -> None:
+    async def _open_after(self, failed: Iterable[OutboxRow]) -> None:
         if not await self._publisher.probe():
             self.broker_up = False
             log.warning("broker does not answer; claiming only due retries until it does")

@@ -135,7 +135,7 @@ async def test_partitions_without_a_leader_wait_while_the_others_flow(
         schedule = await rig.pool.fetchval(
             "SELECT coalesce(extract(epoch FROM max(due_at) - now()), 0) FROM outbox_heads WHERE retry"
         )
-        within = max(0.0, float(schedule)) + 2**heads_tried + 60
+        within = max(0.0, float(schedule)) + RELAY["RELAY_RETRY_BASE_DELAY"] * 2**heads_tried + 60
         try:
             await eventually(lambda: all_sent(rig.pool), within=within, what="every row SENT after the restart")
         except AssertionError as e:
